@@ -1,0 +1,89 @@
+"""What a provider is handed to deliver: plain, immutable values built by the worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from herald.domain.channels import Channel
+
+
+class Address(NamedTuple):
+    """An email address with an optional display name (``name`` may be empty)."""
+
+    name: str
+    addr: str
+
+    def formatted(self) -> str:
+        """``Name <addr>`` or the bare address, for logs and API output (not for headers)."""
+        return f"{self.name} <{self.addr}>" if self.name else self.addr
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    filename: str
+    content_type: str
+    #: Base64 of the content, validated at accept time (no line breaks).
+    content_base64: str
+    #: Set for inline parts referenced from HTML as ``cid:<content_id>``.
+    content_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Email:
+    """An email as accepted: the provider adds its default sender when ``sender`` is None."""
+
+    message_id: str  # without angle brackets; stable for the notification's lifetime
+    date: float  # Unix time the notification was accepted
+    subject: str
+    to: tuple[Address, ...]
+    sender: Address | None = None
+    cc: tuple[Address, ...] = ()
+    bcc: tuple[Address, ...] = ()
+    reply_to: tuple[Address, ...] = ()
+    text: str | None = None
+    html: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+
+    @property
+    def envelope_recipients(self) -> list[str]:
+        """Every RCPT TO address (to, cc and bcc), without duplicates, in order."""
+        seen: dict[str, None] = {}
+        for address in (*self.to, *self.cc, *self.bcc):
+            seen.setdefault(address.addr, None)
+        return list(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One attempt at one notification, as handed to a provider."""
+
+    notification_id: str
+    channel: Channel
+    attempt: int
+    content: Email
+    #: Stable per notification: passed to providers that deduplicate on a key.
+    idempotency_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientRejection:
+    """One recipient of a multi-recipient message refused while others were accepted."""
+
+    address: str
+    code: str | None
+    message: str
+    suppress: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A provider's proof of acceptance."""
+
+    provider_message_id: str | None = None
+    #: The provider's reply, for the timeline (e.g. ``250 2.0.0 Ok: queued as 4Xk2``).
+    detail: str | None = None
+    rejected: tuple[RecipientRejection, ...] = ()
+    #: What the capture provider keeps, persisted by the worker.
+    captured: dict[str, object] | None = field(default=None)

@@ -1,0 +1,47 @@
+"""Classifying SMTP replies (RFC 5321 basic codes, RFC 3463 enhanced status codes)."""
+
+from __future__ import annotations
+
+import re
+
+from herald.domain.errors import DeliveryError, PermanentError, TransientError
+
+_ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
+
+#: The address does not exist or is disabled: stop sending to it.
+_SUPPRESS_WORTHY = frozenset({"5.1.1", "5.1.2", "5.2.1"})
+
+#: Basic codes that point at the sending side (auth, TLS), not the recipient.
+_SENDER_SIDE_BASIC = frozenset({530, 534, 535, 538})
+
+
+def enhanced_code(message: str) -> str | None:
+    """The enhanced status code an SMTP reply text starts with, e.g. ``5.1.1``."""
+    match = _ENHANCED.match(message)
+    if match is None:
+        return None
+    return ".".join(match.groups())
+
+
+def classify_smtp_reply(code: int, message: str) -> DeliveryError:
+    """Map a negative SMTP reply to a transient or permanent error.
+
+    The basic code decides retry or not (4xx transient, 5xx permanent); the enhanced code
+    refines a permanent one: 5.1.1/5.1.2/5.2.1 are suppress-worthy, 5.7.x is a policy or
+    security refusal that is not the recipient's fault (so another provider may be tried).
+    """
+    enhanced = enhanced_code(message)
+    label = f"{code} {enhanced}" if enhanced else str(code)
+    text = f"{code} {message}".strip()
+    if 400 <= code < 500:
+        return TransientError(text, code=label)
+    if enhanced in _SUPPRESS_WORTHY:
+        return PermanentError(text, code=label, suppress=True)
+    sender_side = (enhanced is not None and enhanced.startswith("5.7.")) or (
+        code in _SENDER_SIDE_BASIC
+    )
+    if 500 <= code < 600:
+        return PermanentError(text, code=label, recipient_fault=not sender_side)
+    # Anything else (a 2xx/3xx where a final reply was expected, garbage) is a protocol
+    # hiccup on this session; a fresh attempt may well succeed.
+    return TransientError(f"unexpected SMTP reply {text}", code=label)

@@ -1,0 +1,67 @@
+"""The notification status machine.
+
+scheduled ─┐
+queued ────┼─> sending ─> sent ─> delivered
+retrying ──┘      │  └──> retrying (transient failure, lease expired)
+                  ├──> dead (permanent failure or attempts exhausted) ─> queued (DLQ retry)
+                  ├──> failed (permanent, nothing to retry)
+                  └──> queued (released by a worker shutting down)
+scheduled | queued | retrying ─> cancelled | expired | suppressed (also from sending)
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    SENDING = "sending"
+    RETRYING = "retrying"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+    SUPPRESSED = "suppressed"
+    EXPIRED = "expired"
+
+
+#: Statuses a worker may claim once the row is due.
+CLAIMABLE: frozenset[Status] = frozenset({Status.SCHEDULED, Status.QUEUED, Status.RETRYING})
+
+#: Statuses that never change again.
+TERMINAL: frozenset[Status] = frozenset(
+    {Status.DELIVERED, Status.FAILED, Status.CANCELLED, Status.SUPPRESSED, Status.EXPIRED}
+)
+
+_WAITING_EXITS = frozenset({Status.SENDING, Status.CANCELLED, Status.EXPIRED, Status.SUPPRESSED})
+
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.SCHEDULED: _WAITING_EXITS,
+    Status.QUEUED: _WAITING_EXITS,
+    Status.RETRYING: _WAITING_EXITS,
+    Status.SENDING: frozenset(
+        {
+            Status.SENT,
+            Status.RETRYING,
+            Status.DEAD,
+            Status.FAILED,
+            Status.QUEUED,
+            Status.EXPIRED,
+            Status.SUPPRESSED,
+        }
+    ),
+    Status.SENT: frozenset({Status.DELIVERED, Status.FAILED}),
+    Status.DEAD: frozenset({Status.QUEUED}),
+    **{status: frozenset() for status in TERMINAL},
+}
+
+#: Statuses from which a caller may still cancel.
+CANCELLABLE: frozenset[Status] = CLAIMABLE
+
+
+def can_transition(current: Status, new: Status) -> bool:
+    """Whether the machine allows ``current -> new``."""
+    return new in TRANSITIONS[current]

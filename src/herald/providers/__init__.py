@@ -1,0 +1,1 @@
+"""Providers: one module per service, each implementing :class:`herald.providers.base.Provider`."""

@@ -1,0 +1,134 @@
+"""The provider interface and provider URLs.
+
+A provider delivers on one channel. ``send`` returns a :class:`Receipt` or raises a
+:class:`~herald.domain.errors.TransientError` / :class:`~herald.domain.errors.PermanentError`;
+it never returns a bare success flag. Providers talk only to the outside world.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from herald.domain.channels import Channel
+from herald.domain.errors import ConfigurationError
+from herald.domain.message import Delivery, Receipt
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """What every provider implements."""
+
+    #: Shown as a notification's ``provider``; unique among configured providers.
+    name: str
+    channel: Channel
+
+    async def send(self, delivery: Delivery) -> Receipt:
+        """Deliver one message or raise a classified DeliveryError."""
+        ...
+
+    async def check(self) -> None:
+        """Raise if the provider cannot currently be reached (used by ``/readyz``)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderURL:
+    """A parsed provider URL: ``scheme://user:password@host:port/path?query``."""
+
+    raw: str
+    scheme: str
+    username: str | None
+    password: str | None
+    host: str | None
+    port: int | None
+    path: str
+    query: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, url: str) -> ProviderURL:
+        parts = urlsplit(url.strip())
+        if not parts.scheme:
+            raise ConfigurationError(f"provider URL {redact(url)!r} has no scheme")
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise ConfigurationError(f"provider URL {redact(url)!r}: {exc}") from None
+        return cls(
+            raw=url.strip(),
+            scheme=parts.scheme.lower(),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            host=parts.hostname,
+            port=port,
+            path=unquote(parts.path),
+            query=dict(parse_qsl(parts.query, keep_blank_values=True)),
+        )
+
+    def option(self, key: str, default: str | None = None) -> str | None:
+        return self.query.get(key, default)
+
+    def flag(self, key: str, default: bool) -> bool:
+        value = self.query.get(key)
+        if value is None:
+            return default
+        lowered = value.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigurationError(f"{self.scheme}:// option {key}={value!r} is not a boolean")
+
+    def number(self, key: str, default: float) -> float:
+        value = self.query.get(key)
+        if value is None:
+            return default
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigurationError(
+                f"{self.scheme}:// option {key}={value!r} is not a number"
+            ) from None
+
+    def integer(self, key: str, default: int) -> int:
+        value = self.query.get(key)
+        if value is None:
+            return default
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigurationError(
+                f"{self.scheme}:// option {key}={value!r} is not an integer"
+            ) from None
+
+    @property
+    def redacted(self) -> str:
+        return redact(self.raw)
+
+
+def redact(url: str) -> str:
+    """The URL with its password (and any ``token``/``key`` query values) hidden."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    query = "&".join(
+        f"{k}=***"
+        if any(s in k.lower() for s in ("token", "key", "secret", "password"))
+        else f"{k}={v}"
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    )
+    rebuilt = f"{parts.scheme}://{netloc}{parts.path}"
+    return f"{rebuilt}?{query}" if query else rebuilt
+
+
+def split_provider_urls(value: str | None) -> list[str]:
+    """Provider URLs from a setting: comma- or newline-separated, blanks ignored."""
+    if not value:
+        return []
+    return [part.strip() for part in value.replace("\n", ",").split(",") if part.strip()]

@@ -1,0 +1,53 @@
+import pytest
+
+from herald.domain.errors import PermanentError, TransientError
+from herald.domain.smtp_replies import classify_smtp_reply, enhanced_code
+
+
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [
+        (421, "4.3.2 Service shutting down"),
+        (450, "4.2.1 Mailbox busy"),
+        (451, "Local error in processing"),
+        (452, "4.5.3 Too many recipients"),
+    ],
+)
+def test_4xx_is_transient(code: int, text: str):
+    assert isinstance(classify_smtp_reply(code, text), TransientError)
+
+
+@pytest.mark.parametrize("enhanced", ["5.1.1", "5.1.2", "5.2.1"])
+def test_bad_mailbox_codes_are_permanent_and_suppress_worthy(enhanced: str):
+    error = classify_smtp_reply(550, f"{enhanced} No such user here")
+    assert isinstance(error, PermanentError)
+    assert error.suppress
+    assert error.recipient_fault
+    assert error.code == f"550 {enhanced}"
+
+
+@pytest.mark.parametrize("text", ["5.7.1 Relaying denied", "5.7.26 DMARC policy violation"])
+def test_5_7_x_is_permanent_and_not_the_recipients_fault(text: str):
+    error = classify_smtp_reply(550, text)
+    assert isinstance(error, PermanentError)
+    assert not error.suppress
+    assert not error.recipient_fault
+
+
+def test_auth_failure_is_the_senders_fault():
+    error = classify_smtp_reply(535, "Authentication credentials invalid")
+    assert isinstance(error, PermanentError)
+    assert not error.recipient_fault
+
+
+def test_plain_5xx_is_permanent_without_suppression():
+    error = classify_smtp_reply(554, "Transaction failed")
+    assert isinstance(error, PermanentError)
+    assert not error.suppress
+    assert error.recipient_fault
+
+
+def test_enhanced_code_parsing():
+    assert enhanced_code("5.1.1 <x@y.z>: Recipient address rejected") == "5.1.1"
+    assert enhanced_code("Recipient address rejected 5.1.1") is None
+    assert enhanced_code("  4.7.0 Try again") == "4.7.0"
