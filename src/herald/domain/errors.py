@@ -17,7 +17,11 @@ HeraldError
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from herald.domain.message import RecipientRejection
 
 
 class HeraldError(Exception):
@@ -79,7 +83,7 @@ class PermanentError(DeliveryError):
 
     ``suppress``: the address itself is bad or opted out (feeds the suppression list).
     ``recipient_fault``: False when the provider side is at fault (auth, policy, config),
-    so another provider may still succeed.
+    so another provider may still succeed. ``rejected``: per-recipient detail, if known.
     """
 
     def __init__(
@@ -90,8 +94,11 @@ class PermanentError(DeliveryError):
         suppress: bool = False,
         recipient_fault: bool = True,
         opt_out: bool = False,
+        rejected: Sequence[RecipientRejection] = (),
     ) -> None:
         super().__init__(message, code=code)
         self.suppress = suppress or opt_out
         self.recipient_fault = recipient_fault
         self.opt_out = opt_out
+        #: Per-recipient refusals, when every recipient of a message was refused.
+        self.rejected = tuple(rejected)

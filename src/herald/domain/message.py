@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from herald.domain.channels import Channel
 
@@ -45,6 +45,49 @@ class Email:
     html: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
     attachments: tuple[Attachment, ...] = ()
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON-ready form stored at accept time."""
+        return {
+            "message_id": self.message_id,
+            "date": self.date,
+            "subject": self.subject,
+            "from": list(self.sender) if self.sender else None,
+            "to": [list(a) for a in self.to],
+            "cc": [list(a) for a in self.cc],
+            "bcc": [list(a) for a in self.bcc],
+            "reply_to": [list(a) for a in self.reply_to],
+            "text": self.text,
+            "html": self.html,
+            "headers": [list(h) for h in self.headers],
+            "attachments": [
+                {
+                    "filename": a.filename,
+                    "content_type": a.content_type,
+                    "content_base64": a.content_base64,
+                    "content_id": a.content_id,
+                }
+                for a in self.attachments
+            ],
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> Email:
+        sender = payload.get("from")
+        return cls(
+            message_id=payload["message_id"],
+            date=payload["date"],
+            subject=payload["subject"],
+            sender=Address(*sender) if sender else None,
+            to=tuple(Address(*a) for a in payload["to"]),
+            cc=tuple(Address(*a) for a in payload["cc"]),
+            bcc=tuple(Address(*a) for a in payload["bcc"]),
+            reply_to=tuple(Address(*a) for a in payload["reply_to"]),
+            text=payload["text"],
+            html=payload["html"],
+            headers=tuple((name, value) for name, value in payload["headers"]),
+            attachments=tuple(Attachment(**a) for a in payload["attachments"]),
+        )
 
     @property
     def envelope_recipients(self) -> list[str]:

@@ -28,8 +28,8 @@ class Status(StrEnum):
     EXPIRED = "expired"
 
 
-#: Statuses a worker may claim once the row is due.
-CLAIMABLE: frozenset[Status] = frozenset({Status.SCHEDULED, Status.QUEUED, Status.RETRYING})
+#: Statuses a worker may claim once the row is due (scheduled rows are queued first).
+CLAIMABLE: frozenset[Status] = frozenset({Status.QUEUED, Status.RETRYING})
 
 #: Statuses that never change again.
 TERMINAL: frozenset[Status] = frozenset(
@@ -39,7 +39,9 @@ TERMINAL: frozenset[Status] = frozenset(
 _WAITING_EXITS = frozenset({Status.SENDING, Status.CANCELLED, Status.EXPIRED, Status.SUPPRESSED})
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
-    Status.SCHEDULED: _WAITING_EXITS,
+    Status.SCHEDULED: frozenset(
+        {Status.QUEUED, Status.CANCELLED, Status.EXPIRED, Status.SUPPRESSED}
+    ),
     Status.QUEUED: _WAITING_EXITS,
     Status.RETRYING: _WAITING_EXITS,
     Status.SENDING: frozenset(
@@ -59,7 +61,7 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 }
 
 #: Statuses from which a caller may still cancel.
-CANCELLABLE: frozenset[Status] = CLAIMABLE
+CANCELLABLE: frozenset[Status] = frozenset({Status.SCHEDULED, *CLAIMABLE})
 
 
 def can_transition(current: Status, new: Status) -> bool:

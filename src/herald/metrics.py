@@ -1,0 +1,38 @@
+"""Prometheus metrics. Counters are per process; scrape every API and worker process."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+ACCEPTED = Counter(
+    "herald_notifications_accepted", "Notifications accepted (committed)", ["channel"]
+)
+SENT = Counter(
+    "herald_notifications_sent", "Notifications a provider accepted", ["channel", "provider"]
+)
+FAILED = Counter(
+    "herald_delivery_failures",
+    "Failed delivery attempts, by kind: transient, permanent or unknown (maybe delivered)",
+    ["channel", "provider", "kind"],
+)
+RETRIED = Counter("herald_notifications_retried", "Attempts scheduled for retry", ["channel"])
+DEAD = Counter("herald_notifications_dead", "Notifications moved to the dead letters", ["channel"])
+EXPIRED = Counter(
+    "herald_notifications_expired", "Notifications expired before sending", ["channel"]
+)
+POSSIBLE_DUPLICATES = Counter(
+    "herald_possible_duplicates",
+    "Attempts whose outcome was unknown and were retried (the receiver may see two copies)",
+    ["channel"],
+)
+LEASES_LOST = Counter(
+    "herald_outcomes_fenced",
+    "Outcomes discarded because the worker's lease had expired and the row was re-claimed",
+)
+ACCEPT_TO_SENT = Histogram(
+    "herald_accept_to_sent_seconds",
+    "Time from due (accept, or send_at) to the provider's acceptance",
+    ["channel"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+QUEUE_DEPTH = Gauge("herald_queue_depth", "Notifications by non-terminal status", ["status"])

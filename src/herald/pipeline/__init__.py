@@ -1,0 +1,1 @@
+"""Accept-time stages: validate, idempotency, prepare the stored message, persist."""

@@ -1,0 +1,176 @@
+"""Accepting notifications: validate, prepare, and commit in groups (group commit).
+
+A 202 (or a returned id) is only ever given after the row is committed. Concurrent
+requests are gathered into one transaction while the previous one commits, which keeps
+single-notification accepts cheap under load without adding latency when idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from herald.domain.channels import Channel
+from herald.domain.errors import Conflict, InvalidRequest
+from herald.domain.ids import new_id
+from herald.domain.status import Status
+from herald.pipeline.email import EmailLimits, prepare_email
+from herald.pipeline.requests import NotificationRequest
+from herald.store.notifications import KeyConflict, NotificationStore
+from herald.store.records import Accepted, NewNotification
+
+MAX_METADATA_BYTES = 16 * 1024
+#: Rows per transaction when many requests are waiting.
+_GROUP_ROWS = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptPolicy:
+    max_attempts: int
+    email: EmailLimits
+    #: Domain for generated Message-IDs when the sender's is unknown at accept time.
+    message_id_domain: str
+
+
+class Pipeline:
+    """Turns requests into committed notifications."""
+
+    def __init__(
+        self,
+        store: NotificationStore,
+        policy: AcceptPolicy,
+        *,
+        on_commit: Callable[[Sequence[NewNotification]], None] = lambda rows: None,
+        actor: str = "api",
+    ) -> None:
+        self._store = store
+        self._policy = policy
+        self._on_commit = on_commit
+        self._actor = actor
+        self._pending: deque[tuple[list[NewNotification], asyncio.Future[list[Accepted]]]] = deque()
+        self._flusher: asyncio.Task[None] | None = None
+
+    def prepare(
+        self, request: NotificationRequest, *, now: float, idempotency_key: str | None = None
+    ) -> NewNotification:
+        """Validate one request and build its row; raises InvalidRequest with field errors."""
+        key = request.idempotency_key or idempotency_key
+        if request.channel is not Channel.EMAIL:
+            raise InvalidRequest(
+                "unsupported channel",
+                {"channel": f"channel {request.channel.value!r} is not available yet"},
+            )
+        errors: dict[str, str] = {}
+        send_at = request.send_at.timestamp() if request.send_at else now
+        expires_at = request.expires_at.timestamp() if request.expires_at else None
+        if expires_at is not None and expires_at <= max(now, send_at):
+            errors["expires_at"] = "must be later than now and than send_at"
+        metadata = None
+        if request.metadata is not None:
+            metadata = orjson.dumps(request.metadata).decode()
+            if len(metadata) > MAX_METADATA_BYTES:
+                errors["metadata"] = f"at most {MAX_METADATA_BYTES:,} bytes of JSON"
+
+        notification_id = new_id(now)
+        prepared = prepare_email(
+            request,
+            notification_id=notification_id,
+            now=now,
+            limits=self._policy.email,
+            message_id_domain=self._policy.message_id_domain,
+        )
+        if isinstance(prepared, dict) or errors:
+            raise InvalidRequest(
+                "the notification is not valid",
+                {**errors, **(prepared if isinstance(prepared, dict) else {})},
+            )
+        scheduled = send_at > now
+        return {
+            "id": notification_id,
+            "channel": request.channel.value,
+            "status": (Status.SCHEDULED if scheduled else Status.QUEUED).value,
+            "priority": request.priority,
+            "recipient": prepared.recipient,
+            "recipient_id": request.recipient_id,
+            "category": request.category,
+            "payload": orjson.dumps(prepared.email.to_payload()).decode(),
+            "metadata": metadata,
+            "idempotency_key": key,
+            "request_hash": request_hash(request) if key else None,
+            "max_attempts": self._policy.max_attempts,
+            "send_at": max(send_at, now),
+            "due_at": max(send_at, now),
+            "expires_at": expires_at,
+            "created_at": now,
+        }
+
+    def prepare_batch(
+        self, requests: Sequence[NotificationRequest], *, now: float, idempotency_key: str | None
+    ) -> list[NewNotification]:
+        """Prepare every item; all errors are reported at once, prefixed by the item's index."""
+        rows: list[NewNotification] = []
+        errors: dict[str, str] = {}
+        for index, request in enumerate(requests):
+            # A batch-wide key gives each item its own derived key.
+            item_key = f"{idempotency_key}:{index}" if idempotency_key else None
+            try:
+                rows.append(self.prepare(request, now=now, idempotency_key=item_key))
+            except InvalidRequest as exc:
+                for path, reason in exc.fields.items():
+                    errors[f"notifications[{index}].{path}"] = reason
+        if errors:
+            raise InvalidRequest("some notifications in the batch are not valid", errors)
+        return rows
+
+    async def commit(self, rows: list[NewNotification]) -> list[Accepted]:
+        """Commit one request's rows (all or nothing), grouped with concurrent requests."""
+        future: asyncio.Future[list[Accepted]] = asyncio.get_running_loop().create_future()
+        self._pending.append((rows, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            group: list[tuple[list[NewNotification], asyncio.Future[list[Accepted]]]] = []
+            size = 0
+            while self._pending and (not group or size + len(self._pending[0][0]) <= _GROUP_ROWS):
+                rows, future = self._pending.popleft()
+                group.append((rows, future))
+                size += len(rows)
+            try:
+                results = await self._store.accept([rows for rows, _ in group], actor=self._actor)
+            except Exception as exc:  # the database is down or refused the write
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            committed: list[NewNotification] = []
+            for (rows, future), result in zip(group, results, strict=True):
+                if isinstance(result, KeyConflict):
+                    error = Conflict(
+                        f"idempotency key {result.key!r} was already used with a different "
+                        "request body",
+                        code="idempotency_key_reused",
+                    )
+                    if not future.done():
+                        future.set_exception(error)
+                    continue
+                committed.extend(
+                    row for row, accepted in zip(rows, result, strict=True) if not accepted.replayed
+                )
+                if not future.done():
+                    future.set_result(result)
+            if committed:
+                self._on_commit(committed)
+
+
+def request_hash(request: NotificationRequest) -> str:
+    """A digest of the request body, ignoring the idempotency key and field order."""
+    body = request.model_dump(mode="json", exclude={"idempotency_key"}, exclude_none=True)
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()

@@ -1,0 +1,73 @@
+"""The notification request, as accepted by the HTTP API and the library."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+
+from herald.domain.channels import Channel
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+Recipients = Annotated[list[str], BeforeValidator(_one_or_many)]
+
+
+class AttachmentIn(BaseModel):
+    """A file to attach; ``content_id`` makes it an inline part (``<img src="cid:…">``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str = Field(min_length=1, max_length=255)
+    content_type: str | None = Field(
+        default=None, max_length=255, description="Guessed from the filename when omitted."
+    )
+    content_base64: str = Field(description="The file's bytes, base64-encoded.")
+    content_id: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+class NotificationRequest(BaseModel):
+    """One notification. Unknown fields are refused, so a typo is an error, not a no-op."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    channel: Channel
+    to: Recipients = Field(
+        min_length=1, description="Recipient address, or a list of them (email)."
+    )
+    recipient_id: str | None = Field(
+        default=None, max_length=200, description="Your id for the recipient, for filtering."
+    )
+    sender: str | None = Field(
+        default=None,
+        alias="from",
+        max_length=998,
+        description="Overrides the provider's default sender, e.g. `Support <help@x.org>`.",
+    )
+    subject: str | None = Field(default=None, max_length=998)
+    html: str | None = None
+    text: str | None = Field(default=None, description="Derived from `html` when omitted.")
+    cc: Recipients | None = None
+    bcc: Recipients | None = None
+    reply_to: Recipients | None = None
+    headers: dict[str, str] | None = None
+    attachments: list[AttachmentIn] | None = None
+    category: str | None = Field(
+        default=None, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+    )
+    priority: int = Field(default=5, ge=0, le=9, description="9 is the most urgent.")
+    send_at: AwareDatetime | None = Field(default=None, description="Deliver no earlier.")
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="Give up (status `expired`) if not sent by then."
+    )
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+    metadata: dict[str, Any] | None = None
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    notifications: list[NotificationRequest] = Field(min_length=1, max_length=1000)

@@ -1,0 +1,281 @@
+"""The composition root: one :class:`Herald` wires settings, store, pipeline and providers.
+
+The HTTP API, the CLI and embedded use all go through it::
+
+    async with Herald("sqlite:///herald.db") as herald:
+        accepted = await herald.send_email(to="a@example.org", subject="Hi", text="Hello")
+        async with herald.worker():
+            ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from herald import metrics
+from herald.config import Settings
+from herald.domain.channels import Channel
+from herald.domain.errors import ConfigurationError
+from herald.pipeline.accept import AcceptPolicy, Pipeline
+from herald.pipeline.email import EmailLimits
+from herald.pipeline.errors import invalid_request
+from herald.pipeline.requests import NotificationRequest
+from herald.pipeline.views import NotificationView, notification_view
+from herald.providers.base import Provider
+from herald.providers.registry import build_providers
+from herald.store import migrate
+from herald.store.api_keys import ApiKeyStore
+from herald.store.captured import CapturedStore
+from herald.store.database import Database
+from herald.store.notifications import NotificationStore
+from herald.store.queue import QueueStore
+from herald.store.records import NewNotification
+from herald.store.wakeup import PostgresListener, Wakeup
+from herald.worker.dispatch import Dispatcher
+from herald.worker.runner import Worker, WorkerSettings
+
+
+class Herald:
+    """Herald in your process: accept, inspect and (optionally) deliver notifications."""
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        settings: Settings | None = None,
+        providers: Mapping[Channel, Sequence[Provider]] | None = None,
+        migrate: bool | None = None,
+        **overrides: Any,
+    ) -> None:
+        if database_url is not None:
+            overrides["database_url"] = database_url
+        self.settings = settings.model_copy(update=overrides) if settings else Settings(**overrides)
+        self._given_providers = providers
+        self._migrate = migrate
+        self._started = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        s = self.settings
+        self.db = Database(s.database_url, sqlite_synchronous=s.sqlite_synchronous)
+        try:
+            await self._prepare_schema()
+            configured = build_providers(
+                {
+                    Channel.EMAIL: s.email,
+                    Channel.SMS: s.sms,
+                    Channel.PUSH: s.push,
+                    Channel.CHAT: s.chat,
+                }
+            )
+            if self._given_providers is not None:
+                configured.update({c: list(p) for c, p in self._given_providers.items()})
+        except BaseException:
+            await self.db.dispose()
+            raise
+        self.providers: dict[Channel, list[Provider]] = configured
+        self.wakeup = Wakeup()
+        self.notifications = NotificationStore(self.db)
+        self.queue = QueueStore(self.db)
+        self.captured = CapturedStore(self.db)
+        self.api_keys = ApiKeyStore(self.db)
+        self.pipeline = Pipeline(
+            self.notifications,
+            AcceptPolicy(
+                max_attempts=s.retry_max_attempts,
+                email=EmailLimits(
+                    max_message_bytes=s.max_message_bytes, max_recipients=s.max_recipients
+                ),
+                message_id_domain=s.message_id_domain or socket.getfqdn() or "localhost",
+            ),
+            on_commit=self._committed,
+        )
+        self._started = True
+
+    async def aclose(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        for providers in self.providers.values():
+            for provider in providers:
+                with contextlib.suppress(Exception):
+                    await provider.aclose()
+        await self.db.dispose()
+
+    async def __aenter__(self) -> Herald:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _prepare_schema(self) -> None:
+        run = self.db.is_sqlite if self._migrate is None else self._migrate
+        if run:
+            await migrate.upgrade(self.db)
+        elif await migrate.pending(self.db):
+            raise ConfigurationError(
+                "the database schema is not up to date: run `herald migrate` first"
+            )
+
+    def _committed(self, rows: Sequence[NewNotification]) -> None:
+        for channel, count in Counter(row["channel"] for row in rows).items():
+            metrics.ACCEPTED.labels(channel).inc(count)
+        self.wakeup.notify()
+
+    # -- accepting -------------------------------------------------------------------------
+
+    async def send(
+        self,
+        request: NotificationRequest | Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        actor: str = "library",
+        **fields: Any,
+    ) -> NotificationView:
+        """Accept one notification; returns once it is committed.
+
+        Raises :class:`~herald.domain.errors.InvalidRequest` (field-level reasons) or
+        :class:`~herald.domain.errors.Conflict` (idempotency key reused with another body).
+        """
+        parsed = _request(request, fields)
+        row = self.pipeline.prepare(parsed, now=time.time(), idempotency_key=idempotency_key)
+        (accepted,) = await self.pipeline.commit([row])
+        if accepted.replayed:
+            return await self.get(accepted.id, replayed=True, timeline=False)
+        return notification_view(row)
+
+    async def send_email(
+        self,
+        *,
+        to: str | Sequence[str],
+        subject: str,
+        html: str | None = None,
+        text: str | None = None,
+        **fields: Any,
+    ) -> NotificationView:
+        """Accept one email (see :meth:`send` for the other fields)."""
+        return await self.send(
+            channel="email",
+            to=to if isinstance(to, str) else list(to),
+            subject=subject,
+            html=html,
+            text=text,
+            **fields,
+        )
+
+    async def send_batch(
+        self,
+        requests: Sequence[NotificationRequest | Mapping[str, Any]],
+        *,
+        idempotency_key: str | None = None,
+    ) -> list[NotificationView]:
+        """Accept up to 1,000 notifications in one transaction: all of them or none."""
+        parsed = [_request(r, {}) for r in requests]
+        rows = self.pipeline.prepare_batch(parsed, now=time.time(), idempotency_key=idempotency_key)
+        accepted = await self.pipeline.commit(rows)
+        views: list[NotificationView] = []
+        for row, result in zip(rows, accepted, strict=True):
+            if result.replayed:
+                views.append(await self.get(result.id, replayed=True, timeline=False))
+            else:
+                views.append(notification_view(row))
+        return views
+
+    # -- inspecting and changing -----------------------------------------------------------
+
+    async def get(
+        self, notification_id: str, *, replayed: bool = False, timeline: bool = True
+    ) -> NotificationView:
+        row, events = await self.notifications.get(notification_id)
+        return notification_view(
+            row, events=events if timeline else None, with_content=timeline, replayed=replayed
+        )
+
+    async def cancel(self, notification_id: str, *, actor: str = "library") -> NotificationView:
+        await self.notifications.cancel(notification_id, now=time.time(), actor=actor)
+        return await self.get(notification_id)
+
+    async def retry_dead(self, notification_id: str, *, actor: str = "library") -> NotificationView:
+        await self.notifications.retry_dead(notification_id, now=time.time(), actor=actor)
+        self.wakeup.notify()
+        return await self.get(notification_id)
+
+    # -- delivering ------------------------------------------------------------------------
+
+    def new_worker(self, *, concurrency: int | None = None) -> Worker:
+        s = self.settings
+        return Worker(
+            self.queue,
+            Dispatcher(self.providers, s.retry_policy, s.max_lag),
+            self.wakeup,
+            WorkerSettings(
+                concurrency=concurrency or s.worker_concurrency,
+                batch_size=s.claim_batch_size,
+                lease_seconds=s.lease_seconds,
+                poll_interval=s.poll_interval,
+                shutdown_timeout=s.shutdown_timeout,
+            ),
+        )
+
+    async def run_worker(self, stop: asyncio.Event, *, concurrency: int | None = None) -> None:
+        """Deliver until ``stop`` is set (``herald worker`` and ``herald serve``)."""
+        listener = None
+        if not self.db.is_sqlite:
+            listener = PostgresListener(self.db.url, self.wakeup)
+            listener.start()
+        try:
+            await self.new_worker(concurrency=concurrency).run(stop)
+        finally:
+            if listener is not None:
+                await listener.stop()
+
+    @contextlib.asynccontextmanager
+    async def worker(self, *, concurrency: int | None = None) -> AsyncIterator[None]:
+        """Deliver in the background for the duration of the ``async with`` block."""
+        stop = asyncio.Event()
+        task = asyncio.create_task(self.run_worker(stop, concurrency=concurrency))
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
+
+    async def drain(self, *, concurrency: int | None = None) -> None:
+        """Deliver everything due now, then return (handy in tests and scripts)."""
+        stop = asyncio.Event()
+        worker = self.new_worker(concurrency=concurrency)
+        task = asyncio.create_task(worker.run(stop))
+        try:
+            await worker.wait_idle()
+        finally:
+            stop.set()
+            await task
+
+
+def _request(
+    request: NotificationRequest | Mapping[str, Any] | None, fields: Mapping[str, Any]
+) -> NotificationRequest:
+    if isinstance(request, NotificationRequest):
+        return request
+    data = {**(request or {}), **{k: v for k, v in fields.items() if v is not None}}
+    return validate_request(data)
+
+
+def validate_request(data: Mapping[str, Any]) -> NotificationRequest:
+    """Parse a request, turning pydantic's errors into Herald's field-level InvalidRequest."""
+    try:
+        return NotificationRequest.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_request(exc.errors()) from None

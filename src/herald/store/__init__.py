@@ -1,0 +1,1 @@
+"""Persistence: every SQL statement Herald runs lives in this package."""

@@ -1,0 +1,316 @@
+"""Notifications and their timelines: accepting, reading, cancelling, dead-letter retries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from herald.domain.errors import Conflict, NotFound
+from herald.domain.status import CANCELLABLE, Status
+from herald.store import jsonrows as j
+from herald.store.database import Database, Dialect
+from herald.store.records import Accepted, NewNotification
+from herald.store.tables import events, notifications
+
+_INSERT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", j.TEXT),
+    ("channel", j.TEXT),
+    ("status", j.TEXT),
+    ("priority", j.INTEGER),
+    ("recipient", j.TEXT),
+    ("recipient_id", j.TEXT),
+    ("category", j.TEXT),
+    ("payload", j.TEXT),
+    ("metadata", j.TEXT),
+    ("idempotency_key", j.TEXT),
+    ("request_hash", j.TEXT),
+    ("max_attempts", j.INTEGER),
+    ("send_at", j.REAL),
+    ("due_at", j.REAL),
+    ("expires_at", j.REAL),
+    ("created_at", j.REAL),
+)
+_NAMES = ", ".join(name for name, _ in _INSERT_COLUMNS)
+
+# ON CONFLICT names the partial unique index, so a reused idempotency key is skipped rather
+# than failing the transaction; the caller then decides replay (same body) or 409.
+_INSERT_TAIL = f"""
+    INSERT INTO notifications ({_NAMES}, attempts, possible_duplicates, updated_at)
+    SELECT {_NAMES}, 0, 0, created_at FROM v WHERE true
+    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id, status, created_at
+"""
+
+_PG_INSERT = sa.text(f"""
+    WITH v AS (SELECT {j.fields(_INSERT_COLUMNS)} FROM {j.source("postgresql", "rows")}),
+    ins AS ({_INSERT_TAIL}),
+    ev AS (
+        INSERT INTO notification_events (notification_id, at, status, actor, detail)
+        SELECT id, created_at, status, :actor, 'accepted' FROM ins
+    )
+    SELECT id, pg_notify('herald_queue', '') FROM ins
+""")
+
+_SQLITE_INSERT = sa.text(f"""
+    WITH v AS (SELECT {j.fields(_INSERT_COLUMNS)} FROM {j.source("sqlite", "rows")})
+    {_INSERT_TAIL}
+""")
+
+_SQLITE_INSERT_EVENTS = sa.text(f"""
+    INSERT INTO notification_events (notification_id, at, status, actor, detail)
+    SELECT {j.field("id")}, {j.field("at", j.REAL)}, {j.field("status")}, :actor, 'accepted'
+    FROM {j.source("sqlite", "rows")}
+""")
+
+
+class _LostRace(Exception):
+    """Another process inserted an idempotency key between our check and our insert."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyConflict:
+    """A request whose idempotency key was already used with a different body."""
+
+    index: int  # position of the offending notification within its request
+    key: str
+
+
+class NotificationStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- accepting -------------------------------------------------------------------------
+
+    async def accept(
+        self, requests: Sequence[Sequence[NewNotification]], *, actor: str
+    ) -> list[list[Accepted] | KeyConflict]:
+        """Insert several requests' rows in one transaction (group commit).
+
+        Each request is all-or-nothing: a key conflict rejects that request only. Rows whose
+        idempotency key was already used with the same body are replayed, not inserted.
+        """
+        for _ in range(5):
+            try:
+                async with self.db.write() as conn:
+                    return await self._accept(conn, requests, actor)
+            except _LostRace:
+                continue
+        raise RuntimeError("idempotency keys kept colliding with concurrent inserts")
+
+    async def _accept(
+        self,
+        conn: AsyncConnection,
+        requests: Sequence[Sequence[NewNotification]],
+        actor: str,
+    ) -> list[list[Accepted] | KeyConflict]:
+        keys = [r["idempotency_key"] for rows in requests for r in rows if r["idempotency_key"]]
+        known: dict[str, tuple[str, str | None]] = {}
+        if keys:
+            known = await _find_keys(conn, keys)
+        results: list[list[Accepted] | KeyConflict] = []
+        to_insert: list[NewNotification] = []
+        for rows in requests:
+            outcome, inserting, claimed = _resolve_keys(rows, known)
+            results.append(outcome)
+            if not isinstance(outcome, KeyConflict):
+                to_insert.extend(inserting)
+                known.update(claimed)
+        if to_insert:
+            inserted = await _insert(conn, self.db.dialect, to_insert, actor)
+            if len(inserted) != len(to_insert):
+                raise _LostRace
+        return results
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def get(self, notification_id: str) -> tuple[RowMapping, list[RowMapping]]:
+        async with self.db.read() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        sa.select(notifications).where(notifications.c.id == notification_id)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                raise NotFound(f"no notification {notification_id}")
+            timeline = (
+                (
+                    await conn.execute(
+                        sa.select(events)
+                        .where(events.c.notification_id == notification_id)
+                        .order_by(events.c.id)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return row, list(timeline)
+
+    async def list(
+        self,
+        *,
+        status: Sequence[str] = (),
+        channel: str | None = None,
+        recipient: str | None = None,
+        recipient_id: str | None = None,
+        category: str | None = None,
+        before_id: str | None = None,
+        limit: int = 50,
+    ) -> list[RowMapping]:
+        """Newest first; ``before_id`` is the cursor (ids are time-ordered)."""
+        query = sa.select(notifications).order_by(notifications.c.id.desc()).limit(limit)
+        if status:
+            query = query.where(notifications.c.status.in_(list(status)))
+        if channel:
+            query = query.where(notifications.c.channel == channel)
+        if recipient:
+            query = query.where(notifications.c.recipient == recipient)
+        if recipient_id:
+            query = query.where(notifications.c.recipient_id == recipient_id)
+        if category:
+            query = query.where(notifications.c.category == category)
+        if before_id:
+            query = query.where(notifications.c.id < before_id)
+        async with self.db.read() as conn:
+            return list((await conn.execute(query)).mappings().all())
+
+    async def count_by_status(self, statuses: Sequence[str]) -> dict[str, int]:
+        """Counts for the given statuses (index-backed; meant for non-terminal ones)."""
+        query = (
+            sa.select(notifications.c.status, sa.func.count())
+            .where(notifications.c.status.in_(list(statuses)))
+            .group_by(notifications.c.status)
+        )
+        async with self.db.read() as conn:
+            counts = {status: int(n) for status, n in (await conn.execute(query)).all()}
+        return {status: counts.get(status, 0) for status in statuses}
+
+    # -- changing state on request ---------------------------------------------------------
+
+    async def cancel(self, notification_id: str, *, now: float, actor: str) -> None:
+        await self._transition(
+            notification_id,
+            allowed=CANCELLABLE,
+            values={"status": Status.CANCELLED.value, "updated_at": now},
+            event=(now, Status.CANCELLED, actor, "cancelled on request"),
+            refusal="only a notification that has not been sent yet can be cancelled",
+            refusal_code="not_cancellable",
+        )
+
+    async def retry_dead(self, notification_id: str, *, now: float, actor: str) -> None:
+        """Move a dead letter back to the queue with a fresh set of attempts."""
+        await self._transition(
+            notification_id,
+            allowed=frozenset({Status.DEAD}),
+            values={
+                "status": Status.QUEUED.value,
+                "attempts": 0,
+                "send_at": now,
+                "due_at": now,
+                "updated_at": now,
+            },
+            event=(now, Status.QUEUED, actor, "retried from the dead-letter queue"),
+            refusal="only a dead notification can be retried",
+            refusal_code="not_dead",
+        )
+
+    async def _transition(
+        self,
+        notification_id: str,
+        *,
+        allowed: frozenset[Status],
+        values: dict[str, Any],
+        event: tuple[float, Status, str, str],
+        refusal: str,
+        refusal_code: str,
+    ) -> None:
+        at, status, actor, detail = event
+        async with self.db.write() as conn:
+            changed = (
+                await conn.execute(
+                    notifications.update()
+                    .where(notifications.c.id == notification_id)
+                    .where(notifications.c.status.in_([s.value for s in allowed]))
+                    .values(**values)
+                    .returning(notifications.c.id)
+                )
+            ).first()
+            if changed is None:
+                current = (
+                    await conn.execute(
+                        sa.select(notifications.c.status).where(
+                            notifications.c.id == notification_id
+                        )
+                    )
+                ).scalar()
+                if current is None:
+                    raise NotFound(f"no notification {notification_id}")
+                raise Conflict(f"{refusal}; this one is {current}", code=refusal_code)
+            await conn.execute(
+                events.insert().values(
+                    notification_id=notification_id,
+                    at=at,
+                    status=status.value,
+                    actor=actor,
+                    detail=detail,
+                )
+            )
+            if self.db.dialect == "postgresql" and status is Status.QUEUED:
+                await conn.execute(sa.text("SELECT pg_notify('herald_queue', '')"))
+
+
+async def _find_keys(conn: AsyncConnection, keys: list[str]) -> dict[str, tuple[str, str | None]]:
+    rows = await conn.execute(
+        sa.select(
+            notifications.c.idempotency_key, notifications.c.id, notifications.c.request_hash
+        ).where(notifications.c.idempotency_key.in_(sorted(set(keys))))
+    )
+    return {key: (nid, digest) for key, nid, digest in rows.all()}
+
+
+def _resolve_keys(
+    rows: Sequence[NewNotification], known: dict[str, tuple[str, str | None]]
+) -> tuple[list[Accepted] | KeyConflict, list[NewNotification], dict[str, tuple[str, str | None]]]:
+    """Decide insert / replay / conflict for one request's rows against the keys seen so far."""
+    accepted: list[Accepted] = []
+    inserting: list[NewNotification] = []
+    claimed: dict[str, tuple[str, str | None]] = {}
+    for index, row in enumerate(rows):
+        key = row["idempotency_key"]
+        previous = None if key is None else claimed.get(key) or known.get(key)
+        if key is None or previous is None:
+            inserting.append(row)
+            accepted.append(Accepted(row["id"], replayed=False))
+            if key is not None:
+                claimed[key] = (row["id"], row["request_hash"])
+        elif previous[1] == row["request_hash"]:
+            accepted.append(Accepted(previous[0], replayed=True))
+        else:
+            return KeyConflict(index, key), [], {}
+    return accepted, inserting, claimed
+
+
+async def _insert(
+    conn: AsyncConnection, dialect: Dialect, rows: list[NewNotification], actor: str
+) -> list[str]:
+    params = {"rows": j.dumps(rows), "actor": actor}
+    if dialect == "postgresql":
+        return [r[0] for r in (await conn.execute(_PG_INSERT, params)).all()]
+    inserted = (await conn.execute(_SQLITE_INSERT, params)).all()
+    if inserted:
+        await conn.execute(
+            _SQLITE_INSERT_EVENTS,
+            {
+                "rows": j.dumps({"id": r[0], "status": r[1], "at": r[2]} for r in inserted),
+                "actor": actor,
+            },
+        )
+    return [r[0] for r in inserted]

@@ -1,0 +1,88 @@
+"""Plain row shapes crossing the store boundary (dicts and tuples, no ORM objects)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, TypedDict
+
+
+class NewNotification(TypedDict):
+    """A row to insert at accept time."""
+
+    id: str
+    channel: str
+    status: str
+    priority: int
+    recipient: str
+    recipient_id: str | None
+    category: str | None
+    payload: str
+    metadata: str | None
+    idempotency_key: str | None
+    request_hash: str | None
+    max_attempts: int
+    send_at: float
+    due_at: float
+    expires_at: float | None
+    created_at: float
+
+
+class Claimed(NamedTuple):
+    """A row a worker holds under a lease."""
+
+    id: str
+    channel: str
+    payload: str
+    priority: int
+    attempts: int
+    max_attempts: int
+    send_at: float
+    due_at: float
+    expires_at: float | None
+    created_at: float
+    idempotency_key: str | None
+    lease_token: int
+
+
+class Outcome(TypedDict):
+    """A worker's verdict on one claimed row, written in batches."""
+
+    id: str
+    token: int
+    status: str
+    at: float
+    due_at: float | None
+    provider: str | None
+    provider_message_id: str | None
+    last_error: str | None
+    results: str | None
+    sent_at: float | None
+    dup: int  # possible duplicates added by this attempt
+    attempts_delta: int  # -1 when the row is released without an attempt
+
+
+class NewEvent(TypedDict):
+    """A timeline entry; written only if its notification's outcome was applied."""
+
+    nid: str
+    at: float
+    status: str
+    provider: str | None
+    detail: str | None
+
+
+class Accepted(NamedTuple):
+    """One accepted notification: its id, and whether an idempotency key replayed it."""
+
+    id: str
+    replayed: bool
+
+
+class NewCapture(TypedDict):
+    """A copy of a message the capture provider kept."""
+
+    notification_id: str
+    channel: str
+    provider: str
+    recipient: str
+    content: str  # JSON
+    created_at: float

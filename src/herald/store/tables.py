@@ -1,0 +1,126 @@
+"""Table definitions (SQLAlchemy Core). Times are Unix epoch seconds (double precision).
+
+Epoch floats keep the claim/complete hot path free of datetime parsing on SQLite and make
+one set of SQL work on both databases; the API renders them as ISO 8601.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_READY = "status IN ('queued', 'retrying')"
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),  # UUIDv7: ordered by creation
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("priority", sa.SmallInteger, nullable=False),
+    # The primary recipient, normalised (first "to" address), for filtering.
+    sa.Column("recipient", sa.String(320), nullable=False),
+    sa.Column("recipient_id", sa.String(200)),
+    sa.Column("category", sa.String(100)),
+    # What will be sent, as rendered at accept time (JSON).
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("metadata", sa.Text),  # caller's metadata (JSON)
+    sa.Column("idempotency_key", sa.String(255)),
+    sa.Column("request_hash", sa.String(64)),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("possible_duplicates", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("send_at", sa.Float, nullable=False),  # first due time (send_at or accept time)
+    sa.Column("due_at", sa.Float, nullable=False),  # next attempt
+    sa.Column("expires_at", sa.Float),
+    sa.Column("lease_token", sa.BigInteger),
+    sa.Column("lease_expires_at", sa.Float),
+    sa.Column("provider", sa.String(100)),
+    sa.Column("provider_message_id", sa.String(255)),
+    sa.Column("last_error", sa.Text),
+    sa.Column("results", sa.Text),  # per-recipient outcomes (JSON)
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("sent_at", sa.Float),
+    # The claim query walks this partial index: due rows in priority order.
+    sa.Index(
+        "ix_notifications_due",
+        sa.text("priority DESC"),
+        "due_at",
+        postgresql_where=sa.text(_READY),
+        sqlite_where=sa.text(_READY),
+    ),
+    # Scheduled rows wait here until their send_at, then are promoted to queued.
+    sa.Index(
+        "ix_notifications_scheduled",
+        "due_at",
+        postgresql_where=sa.text("status = 'scheduled'"),
+        sqlite_where=sa.text("status = 'scheduled'"),
+    ),
+    sa.Index(
+        "ix_notifications_lease",
+        "lease_expires_at",
+        postgresql_where=sa.text("status = 'sending'"),
+        sqlite_where=sa.text("status = 'sending'"),
+    ),
+    sa.Index("ix_notifications_status_id", "status", "id"),
+    sa.Index("ix_notifications_recipient", "recipient", "id"),
+    sa.Index(
+        "ix_notifications_recipient_id",
+        "recipient_id",
+        "id",
+        postgresql_where=sa.text("recipient_id IS NOT NULL"),
+        sqlite_where=sa.text("recipient_id IS NOT NULL"),
+    ),
+    sa.Index(
+        "uq_notifications_idempotency_key",
+        "idempotency_key",
+        unique=True,
+        postgresql_where=sa.text("idempotency_key IS NOT NULL"),
+        sqlite_where=sa.text("idempotency_key IS NOT NULL"),
+    ),
+)
+
+events = sa.Table(
+    "notification_events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("notification_id", sa.String(36), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("provider", sa.String(100)),
+    sa.Column("detail", sa.Text),
+    sa.Index("ix_notification_events_notification_id", "notification_id", "id"),
+)
+
+captured = sa.Table(
+    "captured_messages",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("notification_id", sa.String(36), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("provider", sa.String(100), nullable=False),
+    sa.Column("recipient", sa.String(320), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),  # JSON
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_captured_messages_channel_id", "channel", "id"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("prefix", sa.String(16), nullable=False),  # shown in listings to tell keys apart
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),  # SHA-256 hex
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float),
+)

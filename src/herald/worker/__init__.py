@@ -1,0 +1,1 @@
+"""Workers: claim due notifications, deliver them through providers, record outcomes."""

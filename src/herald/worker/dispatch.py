@@ -1,0 +1,277 @@
+"""Delivering one claimed notification: failover across providers, then a verdict.
+
+The verdict follows the failure classification: success → ``sent``; transient (or an
+unknown outcome) → ``retrying`` with backoff, ``dead`` once attempts are exhausted;
+permanent → ``dead``. A transient failure, or a permanent one that is not the recipient's
+fault (auth, policy), moves on to the next provider before any retry is scheduled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import structlog
+
+from herald import metrics
+from herald.domain.backoff import RetryPolicy
+from herald.domain.channels import Channel
+from herald.domain.errors import DeliveryError, PermanentError, TransientError, UnknownOutcome
+from herald.domain.message import Delivery, Email, Receipt, RecipientRejection
+from herald.domain.status import Status
+from herald.providers.base import Provider
+from herald.store.records import Claimed, NewCapture, NewEvent, Outcome
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class Verdict:
+    """Everything the outcome writer stores for one attempt."""
+
+    outcome: Outcome
+    events: list[NewEvent]
+    capture: NewCapture | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Dispatcher:
+    def __init__(
+        self, providers: dict[Channel, list[Provider]], policy: RetryPolicy, max_lag: float
+    ) -> None:
+        self._providers = providers
+        self._policy = policy
+        self._max_lag = max_lag
+
+    async def deliver(self, row: Claimed) -> Verdict:
+        now = time.time()
+        channel = Channel(row.channel)
+        stale = self._staleness(row, now)
+        if stale is not None:
+            metrics.EXPIRED.labels(channel.value).inc()
+            return _verdict(row, Status.EXPIRED, now, detail=stale, last_error=stale)
+        delivery = Delivery(
+            notification_id=row.id,
+            channel=channel,
+            attempt=row.attempts,
+            content=Email.from_payload(orjson.loads(row.payload)),
+            idempotency_key=row.idempotency_key or row.id,
+        )
+        providers = self._providers[channel]
+        events: list[NewEvent] = []
+        errors: list[tuple[Provider, DeliveryError]] = []
+        for index, provider in enumerate(providers):
+            try:
+                receipt = await provider.send(delivery)
+            except DeliveryError as error:
+                errors.append((provider, error))
+                kind = _kind(error)
+                metrics.FAILED.labels(channel.value, provider.name, kind).inc()
+                following = providers[index + 1] if index + 1 < len(providers) else None
+                if following is None or not _fails_over(error):
+                    break
+                events.append(
+                    _event(
+                        row.id,
+                        time.time(),
+                        Status.SENDING,
+                        provider.name,
+                        f"{error.message}; failing over to {following.name}",
+                    )
+                )
+                continue
+            return self._sent(row, channel, provider, receipt, events)
+        return self._failed(row, channel, errors, events)
+
+    def _staleness(self, row: Claimed, now: float) -> str | None:
+        if row.expires_at is not None and now >= row.expires_at:
+            return "expired: expires_at passed before it could be sent"
+        if now - row.send_at > self._max_lag:
+            late = int(now - row.send_at)
+            return f"expired: {late} s past its due time (HERALD_MAX_LAG is {int(self._max_lag)})"
+        return None
+
+    def _sent(
+        self,
+        row: Claimed,
+        channel: Channel,
+        provider: Provider,
+        receipt: Receipt,
+        events: list[NewEvent],
+    ) -> Verdict:
+        now = time.time()
+        metrics.SENT.labels(channel.value, provider.name).inc()
+        metrics.ACCEPT_TO_SENT.labels(channel.value).observe(max(now - row.send_at, 0.0))
+        detail = receipt.detail or "accepted by the provider"
+        if receipt.rejected:
+            refused = "; ".join(f"{r.address}: {r.message}" for r in receipt.rejected)
+            detail = f"{detail} (refused recipients: {refused})"
+        verdict = _verdict(
+            row,
+            Status.SENT,
+            now,
+            provider=provider.name,
+            provider_message_id=receipt.provider_message_id,
+            results=_results(receipt.rejected),
+            detail=detail,
+            events=events,
+        )
+        verdict.outcome["sent_at"] = now
+        if receipt.captured is not None:
+            verdict.capture = {
+                "notification_id": row.id,
+                "channel": channel.value,
+                "provider": provider.name,
+                "recipient": _recipient_of(receipt.captured),
+                "content": orjson.dumps(receipt.captured).decode(),
+                "created_at": now,
+            }
+        return verdict
+
+    def _failed(
+        self,
+        row: Claimed,
+        channel: Channel,
+        errors: Sequence[tuple[Provider, DeliveryError]],
+        events: list[NewEvent],
+    ) -> Verdict:
+        now = time.time()
+        provider, error = errors[-1]
+        unknown = any(isinstance(e, UnknownOutcome) for _, e in errors)
+        if unknown:
+            metrics.POSSIBLE_DUPLICATES.labels(channel.value).inc()
+        message = f"{error.message}" + (f" [{error.code}]" if error.code else "")
+        permanent = isinstance(error, PermanentError)
+        if permanent or self._policy.exhausted(row.attempts):
+            metrics.DEAD.labels(channel.value).inc()
+            reason = message if permanent else f"attempts exhausted ({row.attempts}): {message}"
+            verdict = _verdict(
+                row,
+                Status.DEAD,
+                now,
+                provider=provider.name,
+                last_error=reason,
+                results=_permanent_results(row, error),
+                detail=reason,
+                events=events,
+            )
+        else:
+            retry_after = error.retry_after if isinstance(error, TransientError) else None
+            delay = self._policy.delay_for(row.attempts, retry_after=retry_after)
+            metrics.RETRIED.labels(channel.value).inc()
+            verdict = _verdict(
+                row,
+                Status.RETRYING,
+                now,
+                provider=provider.name,
+                last_error=message,
+                detail=f"{message}; retrying in {delay:.1f} s",
+                events=events,
+            )
+            verdict.outcome["due_at"] = now + delay
+        if unknown:
+            verdict.outcome["dup"] = 1
+        log.info(
+            "delivery_failed",
+            notification_id=row.id,
+            provider=provider.name,
+            status=verdict.outcome["status"],
+            error=message,
+        )
+        return verdict
+
+
+def release(row: Claimed, reason: str, *, possibly_sent: bool = False) -> Verdict:
+    """Give a claimed row back to the queue without counting an attempt."""
+    verdict = _verdict(row, Status.QUEUED, time.time(), detail=reason)
+    verdict.outcome["attempts_delta"] = -1
+    verdict.outcome["due_at"] = time.time()
+    verdict.outcome["dup"] = int(possibly_sent)
+    return verdict
+
+
+def _verdict(
+    row: Claimed,
+    status: Status,
+    at: float,
+    *,
+    provider: str | None = None,
+    provider_message_id: str | None = None,
+    last_error: str | None = None,
+    results: str | None = None,
+    detail: str | None = None,
+    events: list[NewEvent] | None = None,
+) -> Verdict:
+    timeline = events or []
+    timeline.append(_event(row.id, at, status, provider, detail))
+    outcome: Outcome = {
+        "id": row.id,
+        "token": row.lease_token,
+        "status": status.value,
+        "at": at,
+        "due_at": None,
+        "provider": provider,
+        "provider_message_id": provider_message_id,
+        "last_error": last_error,
+        "results": results,
+        "sent_at": None,
+        "dup": 0,
+        "attempts_delta": 0,
+    }
+    return Verdict(outcome=outcome, events=timeline)
+
+
+def _event(
+    nid: str, at: float, status: Status, provider: str | None, detail: str | None
+) -> NewEvent:
+    return {"nid": nid, "at": at, "status": status.value, "provider": provider, "detail": detail}
+
+
+def _kind(error: DeliveryError) -> str:
+    if isinstance(error, UnknownOutcome):
+        return "unknown"
+    return "transient" if isinstance(error, TransientError) else "permanent"
+
+
+def _fails_over(error: DeliveryError) -> bool:
+    # An unknown outcome may already have been delivered: a second provider would
+    # duplicate it for sure, so it waits for a retry on the same chain instead.
+    if isinstance(error, UnknownOutcome):
+        return False
+    if isinstance(error, PermanentError):
+        return not error.recipient_fault
+    return True
+
+
+def _results(rejected: Sequence[RecipientRejection]) -> str | None:
+    if not rejected:
+        return None
+    return orjson.dumps(
+        [
+            {"address": r.address, "code": r.code, "message": r.message, "suppress": r.suppress}
+            for r in rejected
+        ]
+    ).decode()
+
+
+def _permanent_results(row: Claimed, error: DeliveryError) -> str | None:
+    """Per-recipient detail of a permanent failure, keeping its suppress-worthiness."""
+    if not isinstance(error, PermanentError):
+        return None
+    if error.rejected:
+        return _results(error.rejected)
+    payload = orjson.loads(row.payload)
+    recipients = [a[1] for a in (*payload["to"], *payload["cc"], *payload["bcc"])]
+    return _results(
+        [RecipientRejection(a, error.code, error.message, error.suppress) for a in recipients]
+    )
+
+
+def _recipient_of(content: dict[str, Any]) -> str:
+    to = content.get("to")
+    if isinstance(to, list) and to:
+        return str(to[0])
+    return str(to or "")

@@ -1,0 +1,274 @@
+"""The worker: one fetcher claims batches, N senders deliver, one writer records outcomes.
+
+    fetcher ──claim N──> ready queue ──> senders (concurrency) ──> writer ──complete N──> DB
+       ▲                                                              │
+       └────────── wakeup (in-process / LISTEN) ── capacity freed ◄───┘
+
+Rows stay "held" from claim until their outcome is written; held leases are renewed in
+the background, so only a dead (or stuck) worker's rows ever return to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import time
+from dataclasses import dataclass
+
+import structlog
+
+from herald import metrics
+from herald.store.queue import QueueStore
+from herald.store.records import Claimed
+from herald.store.wakeup import Wakeup
+from herald.worker.dispatch import Dispatcher, Verdict, release
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    concurrency: int = 64
+    batch_size: int = 256
+    lease_seconds: float = 60.0
+    poll_interval: float = 0.5
+    shutdown_timeout: float = 30.0
+
+
+def worker_name() -> str:
+    return f"worker:{socket.gethostname()}:{os.getpid()}"
+
+
+class Worker:
+    def __init__(
+        self,
+        queue: QueueStore,
+        dispatcher: Dispatcher,
+        wakeup: Wakeup,
+        settings: WorkerSettings,
+        *,
+        name: str | None = None,
+    ) -> None:
+        self._queue = queue
+        self._dispatcher = dispatcher
+        self._wakeup = wakeup
+        self._settings = settings
+        self.name = name or worker_name()
+        self._ready: asyncio.Queue[Claimed] = asyncio.Queue()
+        self._held: dict[str, Claimed] = {}
+        self._inflight: dict[str, Claimed] = {}
+        self._pending: list[Verdict] = []
+        self._pending_signal = asyncio.Event()
+        self._space = asyncio.Event()
+        self._stopping = False
+        self._stop_upkeep = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._last_claim_empty = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set, then shut down gracefully."""
+        log.info("worker_started", worker=self.name, concurrency=self._settings.concurrency)
+        senders = [
+            asyncio.create_task(self._send_loop(), name=f"herald-send-{n}")
+            for n in range(self._settings.concurrency)
+        ]
+        writer = asyncio.create_task(self._write_loop(), name="herald-write")
+        fetcher = asyncio.create_task(self._fetch_loop(), name="herald-fetch")
+        upkeep = asyncio.create_task(self._upkeep_loop(), name="herald-upkeep")
+        try:
+            await stop.wait()
+        finally:
+            await self._shutdown(fetcher, upkeep, senders, writer)
+        log.info("worker_stopped", worker=self.name)
+
+    async def wait_idle(self) -> None:
+        """Return once nothing is due, held or waiting to be written."""
+        await self._idle.wait()
+
+    async def _shutdown(
+        self,
+        fetcher: asyncio.Task[None],
+        upkeep: asyncio.Task[None],
+        senders: list[asyncio.Task[None]],
+        writer: asyncio.Task[None],
+    ) -> None:
+        # Let the fetcher finish a claim in progress (cancelling it could strand rows
+        # committed as "sending" until their lease expires), then stop it.
+        self._stopping = True
+        self._stop_upkeep.set()
+        self._space.set()
+        self._wakeup.notify()
+        await asyncio.gather(fetcher, upkeep, return_exceptions=True)
+        # Claimed but not started: back to the queue at once.
+        while not self._ready.empty():
+            row = self._ready.get_nowait()
+            self._record(release(row, "released: the worker is shutting down"))
+        if self._inflight:
+            self._drained.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), self._settings.shutdown_timeout)
+        for task in senders:
+            task.cancel()
+        await asyncio.gather(*senders, return_exceptions=True)
+        for row in list(self._inflight.values()):
+            # Interrupted mid-delivery: the provider may have it already.
+            self._record(release(row, "released mid-delivery at shutdown", possibly_sent=True))
+        self._inflight.clear()
+        self._pending_signal.set()
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+        await self._flush_remaining()
+
+    # -- fetching --------------------------------------------------------------------------
+
+    @property
+    def _capacity(self) -> int:
+        return self._settings.concurrency + self._settings.batch_size
+
+    async def _fetch_loop(self) -> None:
+        while not self._stopping:
+            free = self._capacity - len(self._held)
+            # Keep the senders fed, but claim in worthwhile batches under load.
+            if free <= 0 or (self._ready.qsize() >= self._settings.concurrency and free < 32):
+                self._space.clear()
+                await self._space.wait()
+                continue
+            if self._stopping:
+                return
+            try:
+                rows = await self._queue.claim(
+                    limit=min(free, self._settings.batch_size),
+                    now=time.time(),
+                    lease_seconds=self._settings.lease_seconds,
+                    token=secrets.randbits(63),
+                    actor=self.name,
+                )
+            except Exception as exc:
+                log.warning("claim_failed", worker=self.name, error=str(exc))
+                await asyncio.sleep(self._settings.poll_interval)
+                continue
+            for row in rows:
+                self._held[row.id] = row
+                self._ready.put_nowait(row)
+            if rows:
+                self._idle.clear()
+                continue
+            self._last_claim_empty = True
+            self._check_idle()
+            await self._wakeup.wait(self._settings.poll_interval)
+            self._last_claim_empty = False
+
+    # -- sending ---------------------------------------------------------------------------
+
+    async def _send_loop(self) -> None:
+        while True:
+            row = await self._ready.get()
+            self._inflight[row.id] = row
+            try:
+                verdict = await self._dispatcher.deliver(row)
+            except Exception as exc:  # a provider bug must not lose the row
+                log.exception("deliver_crashed", notification_id=row.id)
+                verdict = release(row, f"released after an internal error: {exc!r}")
+                verdict.outcome["attempts_delta"] = 0
+            finally:
+                self._inflight.pop(row.id, None)
+                if not self._inflight:
+                    self._drained.set()
+            self._record(verdict)
+
+    def _record(self, verdict: Verdict) -> None:
+        self._pending.append(verdict)
+        self._pending_signal.set()
+
+    # -- writing outcomes ------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        delay = 0.05
+        while True:
+            await self._pending_signal.wait()
+            self._pending_signal.clear()
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await self._write(batch)
+                    delay = 0.05
+                except Exception as exc:
+                    # Keep them and try again; leases are renewed meanwhile.
+                    log.warning("outcome_write_failed", error=str(exc), rows=len(batch))
+                    self._pending = batch + self._pending
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+            self._check_idle()
+
+    async def _write(self, batch: list[Verdict]) -> None:
+        applied = await self._queue.complete(
+            [v.outcome for v in batch],
+            [event for v in batch for event in v.events],
+            actor=self.name,
+            captures=[v.capture for v in batch if v.capture is not None],
+        )
+        for verdict in batch:
+            nid = verdict.outcome["id"]
+            self._held.pop(nid, None)
+            if nid not in applied:
+                metrics.LEASES_LOST.inc()
+                log.warning(
+                    "outcome_fenced",
+                    notification_id=nid,
+                    status=verdict.outcome["status"],
+                    reason="lease expired and the notification was claimed again",
+                )
+        self._space.set()
+
+    async def _flush_remaining(self) -> None:
+        for _ in range(20):
+            if not self._pending:
+                return
+            batch, self._pending = self._pending, []
+            try:
+                await self._write(batch)
+            except Exception as exc:
+                log.warning("outcome_write_failed", error=str(exc), rows=len(batch))
+                self._pending = batch + self._pending
+                await asyncio.sleep(0.25)
+        if self._pending:
+            log.error("outcomes_lost_at_shutdown", rows=len(self._pending))
+
+    def _check_idle(self) -> None:
+        if self._last_claim_empty and not self._held and not self._pending:
+            self._idle.set()
+
+    # -- upkeep ----------------------------------------------------------------------------
+
+    async def _upkeep_loop(self) -> None:
+        """Renew held leases, return expired ones, queue scheduled rows that came due."""
+        renew_every = self._settings.lease_seconds / 3
+        last_renew = time.monotonic()
+        while not self._stop_upkeep.is_set():
+            now = time.time()
+            with contextlib.suppress(Exception):
+                promoted = await self._queue.promote_scheduled(now=now, actor="scheduler")
+                if promoted:
+                    self._wakeup.notify()
+            if time.monotonic() - last_renew >= renew_every:
+                last_renew = time.monotonic()
+                tokens = sorted({row.lease_token for row in self._held.values()})
+                try:
+                    await self._queue.renew(tokens, until=now + self._settings.lease_seconds)
+                    reaped = await self._queue.reap(now=now, limit=1000, actor="reaper")
+                except Exception as exc:
+                    log.warning("lease_upkeep_failed", error=str(exc))
+                else:
+                    if reaped:
+                        log.warning("leases_expired", count=len(reaped))
+                        self._wakeup.notify()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._stop_upkeep.wait(), min(self._settings.poll_interval, renew_every)
+                )
