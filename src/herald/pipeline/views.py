@@ -116,11 +116,11 @@ def notification_view(
         idempotency_key=row["idempotency_key"],
         replayed=replayed,
         metadata=orjson.loads(row["metadata"]) if row["metadata"] else None,
-        send_at=_time(row["send_at"]),
-        expires_at=_time(row["expires_at"]) if row["expires_at"] is not None else None,
-        created_at=_time(row["created_at"]),
-        updated_at=_time(row.get("updated_at") or row["created_at"]),
-        sent_at=_time(row["sent_at"]) if row.get("sent_at") is not None else None,
+        send_at=as_datetime(row["send_at"]),
+        expires_at=as_datetime(row["expires_at"]) if row["expires_at"] is not None else None,
+        created_at=as_datetime(row["created_at"]),
+        updated_at=as_datetime(row.get("updated_at") or row["created_at"]),
+        sent_at=as_datetime(row["sent_at"]) if row.get("sent_at") is not None else None,
         content=_content(payload) if with_content else None,
         events=[_event(e) for e in events] if events is not None else None,
     )
@@ -154,7 +154,7 @@ def _content(payload: dict[str, Any]) -> EmailContent:
 
 def _event(row: Mapping[Any, Any]) -> EventView:
     return EventView(
-        at=_time(row["at"]),
+        at=as_datetime(row["at"]),
         status=row["status"],
         actor=row["actor"],
         provider=row["provider"],
@@ -167,5 +167,5 @@ def _formatted(address: Sequence[str]) -> str:
     return f"{name} <{addr}>" if name else addr
 
 
-def _time(epoch: float) -> datetime:
+def as_datetime(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)

@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): routers per resource, errors in one shape, bearer-key auth."""

@@ -1,0 +1,97 @@
+"""Shared fixtures: real SQLite files and real PostgreSQL databases.
+
+PostgreSQL tests use a fresh database per test, cloned from a migrated template. Locally
+they are skipped when no server answers; with ``CI=true`` a missing server is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from herald.store.database import Database
+from herald.store.migrate import upgrade
+
+CI = os.environ.get("CI", "").lower() == "true"
+POSTGRES_ADMIN = os.environ.get(
+    "HERALD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+TEMPLATE = "herald_test_template"
+
+
+def require(service: str, reason: str) -> None:
+    """Skip locally, fail in CI: CI must never silently skip a real service."""
+    message = f"{service} is not reachable: {reason}"
+    if CI:
+        pytest.fail(f"{message} (required when CI=true)")
+    pytest.skip(message)
+
+
+def _database_url(name: str) -> str:
+    base, _, _ = POSTGRES_ADMIN.rpartition("/")
+    return f"{base}/{name}"
+
+
+async def _admin(statement: str) -> None:
+    connection = await asyncpg.connect(POSTGRES_ADMIN)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No HERALD_* variable or herald.toml from the developer's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith("HERALD_") and name != "HERALD_TEST_POSTGRES":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HERALD_CONFIG", str(tmp_path / "absent-herald.toml"))
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> str:
+    """A migrated template database, built once per test session."""
+    try:
+        asyncio.run(_admin("SELECT 1"))
+    except (OSError, asyncpg.PostgresError) as exc:
+        require("PostgreSQL", str(exc))
+
+    async def build() -> None:
+        await _admin(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+        await _admin(f"CREATE DATABASE {TEMPLATE}")
+        database = Database(_database_url(TEMPLATE))
+        try:
+            await upgrade(database)
+        finally:
+            await database.dispose()
+
+    asyncio.run(build())
+    return TEMPLATE
+
+
+@pytest.fixture
+def postgres_url(postgres_template: str) -> Iterator[str]:
+    name = f"herald_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(f"CREATE DATABASE {name} TEMPLATE {postgres_template}"))
+    yield _database_url(name)
+    asyncio.run(_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'herald.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Each test using this runs once on SQLite and once on PostgreSQL."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
