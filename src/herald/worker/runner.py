@@ -64,6 +64,7 @@ class Worker:
         self._pending_signal = asyncio.Event()
         self._space = asyncio.Event()
         self._stopping = False
+        self._closing = False
         self._stop_upkeep = asyncio.Event()
         self._drained = asyncio.Event()
         self._idle = asyncio.Event()
@@ -113,17 +114,19 @@ class Worker:
             self._drained.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), self._settings.shutdown_timeout)
+        interrupted = list(self._inflight.values())
         for task in senders:
             task.cancel()
         await asyncio.gather(*senders, return_exceptions=True)
-        for row in list(self._inflight.values()):
+        for row in interrupted:
             # Interrupted mid-delivery: the provider may have it already.
             self._record(release(row, "released mid-delivery at shutdown", possibly_sent=True))
         self._inflight.clear()
+        # The writer is never cancelled (that could drop a batch mid-write): it is told to
+        # finish what is pending and stop.
+        self._closing = True
         self._pending_signal.set()
-        writer.cancel()
-        await asyncio.gather(writer, return_exceptions=True)
-        await self._flush_remaining()
+        await writer
 
     # -- fetching --------------------------------------------------------------------------
 
@@ -172,10 +175,9 @@ class Worker:
             self._inflight[row.id] = row
             try:
                 verdict = await self._dispatcher.deliver(row)
-            except Exception as exc:  # a provider bug must not lose the row
+            except Exception as exc:  # a bug must not lose the row: retry it with backoff
                 log.exception("deliver_crashed", notification_id=row.id)
-                verdict = release(row, f"released after an internal error: {exc!r}")
-                verdict.outcome["attempts_delta"] = 0
+                verdict = self._dispatcher.crashed(row, exc)
             finally:
                 self._inflight.pop(row.id, None)
                 if not self._inflight:
@@ -189,7 +191,7 @@ class Worker:
     # -- writing outcomes ------------------------------------------------------------------
 
     async def _write_loop(self) -> None:
-        delay = 0.05
+        delay, failures = 0.05, 0
         while True:
             await self._pending_signal.wait()
             self._pending_signal.clear()
@@ -197,14 +199,21 @@ class Worker:
                 batch, self._pending = self._pending, []
                 try:
                     await self._write(batch)
-                    delay = 0.05
+                    delay, failures = 0.05, 0
                 except Exception as exc:
                     # Keep them and try again; leases are renewed meanwhile.
+                    failures += 1
                     log.warning("outcome_write_failed", error=str(exc), rows=len(batch))
                     self._pending = batch + self._pending
+                    if self._closing and failures >= 10:
+                        # Not lost: the leases expire and the rows are delivered again.
+                        log.error("outcomes_not_written_at_shutdown", rows=len(self._pending))
+                        return
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
             self._check_idle()
+            if self._closing:
+                return
 
     async def _write(self, batch: list[Verdict]) -> None:
         applied = await self._queue.complete(
@@ -225,20 +234,6 @@ class Worker:
                     reason="lease expired and the notification was claimed again",
                 )
         self._space.set()
-
-    async def _flush_remaining(self) -> None:
-        for _ in range(20):
-            if not self._pending:
-                return
-            batch, self._pending = self._pending, []
-            try:
-                await self._write(batch)
-            except Exception as exc:
-                log.warning("outcome_write_failed", error=str(exc), rows=len(batch))
-                self._pending = batch + self._pending
-                await asyncio.sleep(0.25)
-        if self._pending:
-            log.error("outcomes_lost_at_shutdown", rows=len(self._pending))
 
     def _check_idle(self) -> None:
         if self._last_claim_empty and not self._held and not self._pending:
