@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.store import jsonrows as j
 from herald.store.database import Database
 from herald.store.records import Claimed, NewCapture, NewEvent, Outcome
 from herald.store.tables import captured, notifications
 
-_READY = "status IN ('queued', 'retrying')"
 _CLAIMED_COLUMNS = (
     "id, channel, payload, priority, attempts, max_attempts, send_at, due_at, expires_at, "
     "created_at, idempotency_key, lease_token"
@@ -24,15 +24,15 @@ _CLAIM_SET = (
     "status = 'sending', attempts = attempts + 1, lease_token = :token, "
     "lease_expires_at = :until, updated_at = :now"
 )
-_DUE = f"""
-    SELECT id FROM notifications
-    WHERE {_READY} AND due_at <= :now
+_DUE = """
+    SELECT id FROM notifications{hint}
+    WHERE status IN ('queued', 'retrying') AND due_at <= :now
     ORDER BY priority DESC, due_at
     LIMIT :limit
 """
 
 _PG_CLAIM = sa.text(f"""
-    WITH due AS ({_DUE} FOR UPDATE SKIP LOCKED),
+    WITH due AS ({_DUE.format(hint="")} FOR UPDATE SKIP LOCKED),
     claimed AS (
         UPDATE notifications AS n SET {_CLAIM_SET}
         FROM due WHERE n.id = due.id
@@ -45,9 +45,11 @@ _PG_CLAIM = sa.text(f"""
     SELECT {_CLAIMED_COLUMNS} FROM claimed
 """)
 
+# INDEXED BY: without table statistics SQLite may pick the status index and sort every
+# queued row on each claim; the partial index yields rows already in claim order.
 _SQLITE_CLAIM = sa.text(f"""
     UPDATE notifications SET {_CLAIM_SET}
-    WHERE id IN ({_DUE})
+    WHERE id IN ({_DUE.format(hint=" INDEXED BY ix_notifications_due")})
     RETURNING {_CLAIMED_COLUMNS}
 """)
 
@@ -118,11 +120,30 @@ _PG_COMPLETE = sa.text(f"""
     SELECT id FROM done
 """)
 
-_SQLITE_COMPLETE = sa.text(f"""
-    UPDATE notifications SET {_outcome_set("notifications")}
-    FROM (SELECT {j.fields(_OUTCOME_COLUMNS)} FROM {j.source("sqlite", "outcomes")}) AS v
-    WHERE {_FENCE.format(t="notifications")}
-    RETURNING notifications.id
+# SQLite: find the rows whose lease still matches, then update them by primary key with
+# executemany (one prepared statement, run in C). A join against json_each would let the
+# planner scan every "sending" row per outcome. The write lock (BEGIN IMMEDIATE) is held
+# throughout, so nothing changes between the check and the update.
+_SQLITE_LEASED = sa.text(f"""
+    SELECT id, lease_token FROM notifications
+    WHERE id IN (SELECT value FROM {j.source("sqlite", "ids")}) AND status = 'sending'
+""")
+
+_SQLITE_COMPLETE = sa.text("""
+    UPDATE notifications SET
+        status = :status,
+        due_at = COALESCE(:due_at, due_at),
+        provider = COALESCE(:provider, provider),
+        provider_message_id = COALESCE(:provider_message_id, provider_message_id),
+        last_error = COALESCE(:last_error, last_error),
+        results = COALESCE(:results, results),
+        sent_at = COALESCE(:sent_at, sent_at),
+        possible_duplicates = possible_duplicates + :dup,
+        attempts = attempts + :attempts_delta,
+        lease_token = NULL,
+        lease_expires_at = NULL,
+        updated_at = :at
+    WHERE id = :id
 """)
 
 _SQLITE_COMPLETE_EVENTS = sa.text(f"""
@@ -200,6 +221,24 @@ _SQLITE_PROMOTE_EVENTS = sa.text(f"""
     SELECT e.value, :now, {_PROMOTED} FROM {j.source("sqlite", "ids")}
 """)
 
+
+async def _sqlite_complete(
+    conn: AsyncConnection, outcomes: list[Outcome], events: str, actor: str
+) -> set[str]:
+    ids = j.dumps(o["id"] for o in outcomes)
+    rows = (await conn.execute(_SQLITE_LEASED, {"ids": ids})).all()
+    leased: dict[str, int] = {nid: token for nid, token in rows}
+    live = [o for o in outcomes if leased.get(o["id"]) == o["token"]]
+    if not live:
+        return set()
+    await conn.execute(_SQLITE_COMPLETE, live)
+    applied = {o["id"] for o in live}
+    await conn.execute(
+        _SQLITE_COMPLETE_EVENTS, {"events": events, "applied": j.dumps(applied), "actor": actor}
+    )
+    return applied
+
+
 LEASE_EXPIRED = "lease expired: the worker holding this notification stopped responding"
 
 
@@ -252,12 +291,7 @@ class QueueStore:
             if self.db.dialect == "postgresql":
                 applied = {r[0] for r in (await conn.execute(_PG_COMPLETE, params)).all()}
             else:
-                applied = {r[0] for r in (await conn.execute(_SQLITE_COMPLETE, params)).all()}
-                if applied:
-                    await conn.execute(
-                        _SQLITE_COMPLETE_EVENTS,
-                        {"events": params["events"], "applied": j.dumps(applied), "actor": actor},
-                    )
+                applied = await _sqlite_complete(conn, outcomes, params["events"], actor)
             kept = [c for c in captures if c["notification_id"] in applied]
             if kept:
                 await conn.execute(captured.insert(), kept)
