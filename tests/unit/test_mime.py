@@ -515,6 +515,7 @@ def test_any_subject_round_trips(subject: str):
 @given(st.one_of(safe_text, ascii_heavy), st.one_of(safe_text, ascii_heavy))
 @example(" ", "\"'")
 @example("a" * 1500, "Ω" * 200)
+@example('"' * 600, "\\" * 700)
 def test_any_display_name_round_trips(first: str, second: str):
     to = (Address(first, "first@example.com"), Address(second, "second@example.com"))
     data, msg = build(to=to)

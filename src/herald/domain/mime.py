@@ -153,8 +153,9 @@ def _phrase(display: str, room: int) -> list[str]:
         if _ATOMS.fullmatch(display):
             return display.split(" ")
         if _QUOTABLE.fullmatch(display):
-            escaped = display.replace("\\", "\\\\").replace('"', '\\"')
-            return f'"{escaped}"'.split(" ")  # RFC 5322 §3.2.4: FWS may fold a quoted-string
+            quoted = '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            if len(quoted) <= 900:
+                return quoted.split(" ")  # RFC 5322 §3.2.4: FWS may fold a quoted-string
     _check_no_newline(display)
     return _encoded_words(display, room)
 
