@@ -35,7 +35,9 @@ def make_email(**fields: object) -> Email:
     return Email(**(defaults | fields))  # type: ignore[arg-type]
 
 
-def attachment(filename: str, content: bytes, content_type: str, cid: str | None = None):
+def attachment(
+    filename: str, content: bytes, content_type: str, cid: str | None = None
+) -> Attachment:
     return Attachment(filename, content_type, base64.b64encode(content).decode(), cid)
 
 
