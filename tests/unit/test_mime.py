@@ -240,6 +240,7 @@ def test_non_ascii_local_part_is_raw_utf8_for_smtputf8():
     )
     assert_wire_format(data)
     assert "?= <jörg@bücher.example>\r\n".encode() in data
+    assert not data.isascii()  # the SMTP client's cue for SMTPUTF8
     msg = email.message_from_string(data.decode(), policy=email.policy.default)
     assert msg["To"].addresses[0].addr_spec == "jörg@bücher.example"
     assert msg["To"].addresses[0].display_name == "Jörg"

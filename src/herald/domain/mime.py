@@ -10,7 +10,8 @@ parses every shape back with the stdlib parser. Choices:
   quoted-printable or base64 output, and bodies written as given (7bit text, attachments) are
   checked for the token, so no boundary can occur in the content (RFC 2046 §5.1.1).
 * Addresses are written as given: an ASCII addr-spec (IDNA punycode domains included) as is, a
-  non-ASCII one as raw UTF-8 (RFC 6532), which the SMTP client must send with SMTPUTF8.
+  non-ASCII one as raw UTF-8 (RFC 6532), which the SMTP client must send with SMTPUTF8
+  (RFC 6531). Nothing else is ever 8-bit, so ``not data.isascii()`` tells it when.
 * Header values are encoded-words (RFC 2047, UTF-8, Q or B, whichever is shorter) when not
   plain printable ASCII; attachment filenames use RFC 2231 in Content-Disposition, plus an
   RFC 2047 ``name`` on Content-Type for clients that ignore RFC 2231.
