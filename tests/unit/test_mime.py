@@ -510,8 +510,9 @@ ascii_heavy = st.text(
 @example("x" * 2000)
 @example("=?utf-8?q?x?=")
 def test_any_subject_round_trips(subject: str):
-    _, msg = build(subject=subject)
+    data, msg = build(subject=subject)
     assert str(msg["Subject"]) == subject
+    assert data.isascii()
 
 
 @no_deadline
@@ -539,7 +540,8 @@ def test_any_display_name_round_trips(first: str, second: str):
 @example("a\rb\nc\r\n", "\r\n\r\n")
 @example("--=_boundary\n", "x" * 3000)
 def test_any_bodies_round_trip(text: str, html: str):
-    _, msg = build(text=text, html=html)
+    data, msg = build(text=text, html=html)
+    assert data.isascii()  # 7bit, quoted-printable or base64: no 8BITMIME needed
     plain, rich = leaves(msg)
     assert text_of(plain) == normalised(text)
     assert text_of(rich) == normalised(html)
@@ -550,7 +552,8 @@ def test_any_bodies_round_trip(text: str, html: str):
 @example("  spaced  ")
 @example('quote" and \\ backslash')
 def test_any_filename_round_trips(filename: str):
-    _, msg = build(attachments=(attachment(filename, b"data", "application/octet-stream"),))
+    data, msg = build(attachments=(attachment(filename, b"data", "application/octet-stream"),))
+    assert data.isascii()
     part = leaves(msg)[1]
     if filename:
         assert part["Content-Disposition"].params["filename"] == filename
