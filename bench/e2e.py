@@ -149,7 +149,8 @@ async def load(opts: Options, url: str) -> tuple[float, float]:
                 }
                 for start in range(0, opts.n, opts.batch_size)
             ]
-            target, per_request, in_flight = f"{url}/v1/notifications/batch", opts.batch_size, opts.in_flight
+            target = f"{url}/v1/notifications/batch"
+            per_request, in_flight = opts.batch_size, opts.in_flight
         else:
             bodies = [notification(i, opts.body_bytes) for i in range(opts.n)]
             target, per_request, in_flight = f"{url}/v1/notifications", 1, 64
@@ -183,14 +184,16 @@ async def load(opts: Options, url: str) -> tuple[float, float]:
         return started, time.time()
 
 
-async def wait_delivered(db_url: str, n: int, timeout: float = 600.0) -> list[tuple[float, float, float]]:
+async def wait_delivered(
+    db_url: str, n: int, give_up_after: float = 600.0
+) -> list[tuple[float, float, float]]:
     """(created_at, sent_at, send_at) of every notification once all are sent."""
     import sqlalchemy as sa
 
     from herald.store.database import Database
 
     database = Database(db_url)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + give_up_after
     try:
         while True:
             async with database.read() as conn:
@@ -212,7 +215,7 @@ async def wait_delivered(db_url: str, n: int, timeout: float = 600.0) -> list[tu
             if other:
                 print(f"  note: {dict(other)}", file=sys.stderr)
             if time.monotonic() > deadline:
-                raise SystemExit(f"only {done}/{n} sent after {timeout} s")
+                raise SystemExit(f"only {done}/{n} sent after {give_up_after} s")
             await asyncio.sleep(0.25)
         async with database.read() as conn:
             rows = await conn.execute(
@@ -244,7 +247,9 @@ async def run(opts: Options) -> dict[str, Any]:
                 "HERALD_LOG_FORMAT": "json",
             }
             if opts.db != "sqlite":
-                subprocess.run([str(HERALD), "migrate"], env=env, check=True, capture_output=True)
+                migrate = await asyncio.create_subprocess_exec(str(HERALD), "migrate", env=env)
+                if await migrate.wait():
+                    raise SystemExit("herald migrate failed")
             with herald_serve(env, port) as proc:
                 started, accepted = await load(opts, f"http://127.0.0.1:{port}")
                 times = await wait_delivered(db_url, opts.n)
