@@ -16,12 +16,14 @@ from tests.integration.scripted import ScriptedProvider
 
 
 async def started(url: str, providers: Sequence[Any], **settings: Any) -> Herald:
+    # Retries wait a minute unless a test asks otherwise, so drain() never re-attempts
+    # by chance (full jitter can draw a delay near zero).
     herald = Herald(
         url,
         providers={Channel.EMAIL: list(providers)},
         migrate=True,
         poll_interval=0.05,
-        **settings,
+        **{"retry_initial_delay": 60.0, **settings},
     )
     await herald.start()
     return herald
