@@ -21,6 +21,7 @@ from typing import Final, Literal
 
 import aiosmtplib
 import structlog
+from aiosmtplib.protocol import SMTPProtocol
 
 from herald.domain.channels import Channel
 from herald.domain.errors import (
@@ -157,12 +158,23 @@ def _parse_sender(value: str, where: str) -> Address:
 class _Session:
     """One pooled SMTP connection and its bookkeeping."""
 
-    __slots__ = ("client", "idle_since", "transactions")
+    __slots__ = ("client", "idle_since", "protocol", "transactions")
 
     def __init__(self, client: aiosmtplib.SMTP) -> None:
         self.client = client
+        # Kept past client.close(): its transport becomes None once the socket is gone.
+        self.protocol = client.protocol
         self.transactions = 0
         self.idle_since = 0.0
+
+    @property
+    def closing(self) -> bool:
+        """Closed on our side, but the socket is not released yet (e.g. TLS close_notify)."""
+        return (
+            self.client.protocol is None
+            and self.protocol is not None
+            and self.protocol.transport is not None
+        )
 
 
 class _SessionPool:
@@ -189,6 +201,7 @@ class _SessionPool:
         self._idle_timeout = idle_timeout
         self._quit_timeout = quit_timeout
         self._idle: list[_Session] = []  # [0] has been idle longest
+        self._sessions: set[_Session] = set()  # every one whose socket may still be open
         self._retiring: set[asyncio.Task[None]] = set()
         self._reaper: asyncio.TimerHandle | None = None
         self.closed = False
@@ -204,7 +217,10 @@ class _SessionPool:
                     if session.client.is_connected and session.idle_since > deadline:
                         return session
                     session.client.close()
-            return _Session(await self._connect())
+            session = _Session(await self._connect())
+            self._sessions = {s for s in self._sessions if s.protocol and s.protocol.transport}
+            self._sessions.add(session)
+            return session
         except BaseException:
             self._slots.release()
             raise
@@ -226,7 +242,10 @@ class _SessionPool:
             self._slots.release()
 
     async def aclose(self) -> None:
-        """QUIT every idle session; sessions in use are retired when given back."""
+        """QUIT every idle session and wait until their sockets are released.
+
+        Sessions in use are retired when given back.
+        """
         self.closed = True
         if self._reaper is not None:
             self._reaper.cancel()
@@ -236,6 +255,7 @@ class _SessionPool:
             self._retire(session, holds_slot=False)
         if self._retiring:
             await asyncio.gather(*self._retiring, return_exceptions=True)
+        await _wait_closed([s.protocol for s in self._sessions if s.closing], self._quit_timeout)
 
     def _reap(self) -> None:
         loop = asyncio.get_running_loop()
@@ -307,6 +327,8 @@ class SmtpProvider:
         body = _wire_body(build_email_bytes(content, sender))
         mail_from = self._envelope_from or sender.addr
         recipients = content.envelope_recipients
+        if not recipients:
+            raise PermanentError(f"{self.name}: the message has no recipients")
         # A session that sat idle may have been closed by the server an instant ago; that
         # shows only at MAIL, before anything is committed, so retry on a fresh one.
         for _ in range(self.settings.pool_size + 1):
@@ -365,8 +387,6 @@ class SmtpProvider:
         client = aiosmtplib.SMTP(
             hostname=settings.host,
             port=settings.port,
-            username=settings.username,
-            password=settings.password,
             local_hostname=self._helo,
             timeout=settings.timeout,
             use_tls=settings.tls == "tls",
@@ -380,8 +400,12 @@ class SmtpProvider:
                     await client.ehlo()
                 except aiosmtplib.SMTPHeloError:
                     await client.helo()
+            if settings.username is not None:
+                await client.login(settings.username, settings.password or "")
         except (aiosmtplib.SMTPException, OSError) as exc:
+            protocol = client.protocol
             client.close()
+            await _wait_closed([protocol], settings.timeout)
             error = self._connect_error(exc)
             log.warning(
                 "smtp.connect_failed", provider=self.name, url=self._where, error=str(error)
@@ -422,7 +446,7 @@ class SmtpProvider:
         # One rescheduled deadline per transaction instead of aiosmtplib's wait_for() per
         # command (timeout=None below): the same per-command timeout, fewer loop round trips.
         try:
-            async with asyncio.timeout(loop.time() + timeout) as deadline:
+            async with asyncio.timeout_at(loop.time() + timeout) as deadline:
                 reply = await client.execute_command(b"MAIL", *mail_args, timeout=None)
                 if reply.code != _REPLY_OK:
                     if reused and reply.code == _REPLY_421:
@@ -617,6 +641,24 @@ def _wire_body(message: bytes) -> bytes:
     if message.startswith(b".") or b"\n." in message:
         message = _LEADING_DOT.sub(b"..", message)
     return message + b".\r\n"
+
+
+async def _wait_closed(protocols: list[SMTPProtocol | None], grace: float) -> None:
+    """Wait until these closed connections have released their sockets; abort after grace.
+
+    A TLS connection closes only after the close_notify exchange: returning before it would
+    leave a socket open for the garbage collector once the event loop stops.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while pending := [p for p in protocols if p is not None and p.transport is not None]:
+        if loop.time() >= deadline:
+            for protocol in pending:
+                if isinstance(protocol.transport, asyncio.Transport):
+                    protocol.transport.abort()
+            await asyncio.sleep(0)
+            return
+        await asyncio.sleep(0.005)
 
 
 def _tls_context(settings: SmtpSettings) -> ssl.SSLContext:
