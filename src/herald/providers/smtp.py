@@ -158,7 +158,7 @@ def _parse_sender(value: str, where: str) -> Address:
 class _Session:
     """One pooled SMTP connection and its bookkeeping."""
 
-    __slots__ = ("client", "idle_since", "protocol", "transactions")
+    __slots__ = ("client", "deadline", "idle_since", "protocol", "timed_out", "transactions")
 
     def __init__(self, client: aiosmtplib.SMTP) -> None:
         self.client = client
@@ -166,6 +166,10 @@ class _Session:
         self.protocol = client.protocol
         self.transactions = 0
         self.idle_since = 0.0
+        #: Loop time by which the pending reply must arrive (0: none pending); the pool's
+        #: watchdog aborts the connection after it and sets ``timed_out``.
+        self.deadline = 0.0
+        self.timed_out = False
 
     @property
     def closing(self) -> bool:
@@ -176,6 +180,12 @@ class _Session:
             and self.protocol.transport is not None
         )
 
+    def abort(self) -> None:
+        """Drop the connection now, without QUIT or TLS close_notify."""
+        transport = self.protocol.transport if self.protocol is not None else None
+        if isinstance(transport, asyncio.Transport):
+            transport.abort()
+
 
 class _SessionPool:
     """Up to ``size`` sessions, lent out one caller at a time.
@@ -184,6 +194,11 @@ class _SessionPool:
     rest age out). A session is retired (QUIT) after ``max_messages`` transactions or
     ``idle_timeout`` seconds idle, and dropped at once if it broke. Retiring one keeps its
     slot until QUIT is answered, so no more than ``size`` connections are ever open.
+
+    A watchdog ticking while any session is open enforces ``session.deadline`` and the idle
+    timeout. Arming a deadline is a float store per command, where asyncio.timeout() or
+    wait_for() cost a timer handle each (about a quarter of the CPU an SMTP transaction
+    takes); the price is precision: a timeout fires up to one tick late.
     """
 
     def __init__(
@@ -193,17 +208,18 @@ class _SessionPool:
         size: int,
         max_messages: int,
         idle_timeout: float,
-        quit_timeout: float,
+        command_timeout: float,
     ) -> None:
         self._connect = connect
         self._slots = asyncio.Semaphore(size)
         self._max_messages = max_messages
         self._idle_timeout = idle_timeout
-        self._quit_timeout = quit_timeout
+        self._command_timeout = command_timeout
+        self._tick_every = min(1.0, command_timeout / 4, idle_timeout / 4)
         self._idle: list[_Session] = []  # [0] has been idle longest
         self._sessions: set[_Session] = set()  # every one whose socket may still be open
         self._retiring: set[asyncio.Task[None]] = set()
-        self._reaper: asyncio.TimerHandle | None = None
+        self._ticker: asyncio.TimerHandle | None = None
         self.closed = False
 
     async def acquire(self) -> _Session:
@@ -218,8 +234,9 @@ class _SessionPool:
                         return session
                     session.client.close()
             session = _Session(await self._connect())
-            self._sessions = {s for s in self._sessions if s.protocol and s.protocol.transport}
             self._sessions.add(session)
+            if self._ticker is None:
+                self._ticker = asyncio.get_running_loop().call_later(self._tick_every, self._tick)
             return session
         except BaseException:
             self._slots.release()
@@ -227,6 +244,7 @@ class _SessionPool:
 
     def release(self, session: _Session) -> None:
         """Give a session back: kept if still usable, else retired or dropped."""
+        session.deadline = 0.0
         client = session.client
         if not client.is_connected:
             client.close()
@@ -234,11 +252,8 @@ class _SessionPool:
         elif self.closed or session.transactions >= self._max_messages:
             self._retire(session, holds_slot=True)
         else:
-            loop = asyncio.get_running_loop()
-            session.idle_since = loop.time()
+            session.idle_since = asyncio.get_running_loop().time()
             self._idle.append(session)
-            if self._reaper is None:
-                self._reaper = loop.call_later(self._idle_timeout, self._reap)
             self._slots.release()
 
     async def aclose(self) -> None:
@@ -247,24 +262,31 @@ class _SessionPool:
         Sessions in use are retired when given back.
         """
         self.closed = True
-        if self._reaper is not None:
-            self._reaper.cancel()
-            self._reaper = None
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
         idle, self._idle = self._idle, []
         for session in idle:
             self._retire(session, holds_slot=False)
         if self._retiring:
             await asyncio.gather(*self._retiring, return_exceptions=True)
-        await _wait_closed([s.protocol for s in self._sessions if s.closing], self._quit_timeout)
+        await _wait_closed([s.protocol for s in self._sessions if s.closing], self._command_timeout)
 
-    def _reap(self) -> None:
+    def _tick(self) -> None:
+        self._ticker = None
         loop = asyncio.get_running_loop()
-        self._reaper = None
-        deadline = loop.time() - self._idle_timeout
-        while self._idle and self._idle[0].idle_since <= deadline:
+        now = loop.time()
+        for session in self._sessions:
+            if session.deadline and now > session.deadline:
+                session.deadline = 0.0
+                session.timed_out = True
+                session.abort()  # the pending read fails with SMTPServerDisconnected
+        idle_limit = now - self._idle_timeout
+        while self._idle and self._idle[0].idle_since <= idle_limit:
             self._retire(self._idle.pop(0), holds_slot=False)
-        if self._idle:
-            self._reaper = loop.call_at(self._idle[0].idle_since + self._idle_timeout, self._reap)
+        self._sessions = {s for s in self._sessions if s.protocol and s.protocol.transport}
+        if self._sessions and not self.closed:
+            self._ticker = loop.call_later(self._tick_every, self._tick)
 
     def _retire(self, session: _Session, *, holds_slot: bool) -> None:
         task = asyncio.get_running_loop().create_task(self._quit(session.client, holds_slot))
@@ -274,7 +296,7 @@ class _SessionPool:
     async def _quit(self, client: aiosmtplib.SMTP, holds_slot: bool) -> None:
         try:
             if client.is_connected:
-                await client.quit(timeout=self._quit_timeout)
+                await client.quit(timeout=self._command_timeout)
         except (aiosmtplib.SMTPException, OSError):
             pass  # it is going away either way
         finally:
@@ -307,7 +329,7 @@ class SmtpProvider:
             size=settings.pool_size,
             max_messages=settings.max_messages,
             idle_timeout=settings.idle_timeout,
-            quit_timeout=settings.timeout,
+            command_timeout=settings.timeout,
         )
 
     @classmethod
@@ -443,75 +465,78 @@ class SmtpProvider:
         timeout = self.settings.timeout
         stage = "MAIL FROM"
         body_sent = False
-        # One rescheduled deadline per transaction instead of aiosmtplib's wait_for() per
-        # command (timeout=None below): the same per-command timeout, fewer loop round trips.
+        # Commands go straight to aiosmtplib's protocol with timeout=None: the pool's
+        # watchdog enforces session.deadline, and every path that ends the session closes
+        # the client itself (what SMTP.execute_command would add).
         try:
-            async with asyncio.timeout_at(loop.time() + timeout) as deadline:
-                reply = await client.execute_command(b"MAIL", *mail_args, timeout=None)
-                if reply.code != _REPLY_OK:
-                    if reused and reply.code == _REPLY_421:
-                        client.close()
-                        raise _StaleSession
-                    deadline.reschedule(None)
-                    await self._reset_or_drop(client, reply.code)
-                    raise _sender_refused(reply.code, reply.message)
+            protocol = client.protocol
+            if protocol is None:
+                raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+            session.deadline = loop.time() + timeout
+            reply = await protocol.execute_command(b"MAIL", *mail_args, timeout=None)
+            if reply.code != _REPLY_OK:
+                if reused and reply.code == _REPLY_421:
+                    client.close()
+                    raise _StaleSession
+                session.deadline = 0.0
+                await self._reset_or_drop(client, reply.code)
+                raise _sender_refused(reply.code, reply.message)
 
-                stage = "RCPT TO"
-                for recipient in recipients:
-                    try:
-                        path = _path(b"TO:", recipient, encoding)
-                    except ValueError as exc:
-                        refused.append((recipient, PermanentError(str(exc))))
-                        continue
-                    deadline.reschedule(loop.time() + timeout)
-                    reply = await client.execute_command(b"RCPT", path, timeout=None)
-                    if reply.code in _RCPT_ACCEPTED:
-                        continue
-                    error = classify_smtp_reply(reply.code, reply.message)
-                    if reply.code == _REPLY_421 or not 400 <= reply.code < 600:
-                        client.close()
-                        raise TransientError(f"RCPT TO refused: {error.message}", code=error.code)
-                    refused.append((recipient, error))
-                accepted = len(recipients) - len(refused)
-                if accepted == 0:
-                    deadline.reschedule(None)
-                    await self._reset_or_drop(client)
-                    raise _all_refused(refused)
+            stage = "RCPT TO"
+            for recipient in recipients:
+                try:
+                    path = _path(b"TO:", recipient, encoding)
+                except ValueError as exc:
+                    refused.append((recipient, PermanentError(str(exc))))
+                    continue
+                session.deadline = loop.time() + timeout
+                reply = await protocol.execute_command(b"RCPT", path, timeout=None)
+                if reply.code in _RCPT_ACCEPTED:
+                    continue
+                error = classify_smtp_reply(reply.code, reply.message)
+                if reply.code == _REPLY_421 or not 400 <= reply.code < 600:
+                    client.close()
+                    raise TransientError(f"RCPT TO refused: {error.message}", code=error.code)
+                refused.append((recipient, error))
+            accepted = len(recipients) - len(refused)
+            if accepted == 0:
+                session.deadline = 0.0
+                await self._reset_or_drop(client)
+                raise _all_refused(refused)
 
-                stage = "DATA"
-                deadline.reschedule(loop.time() + timeout)
-                reply = await client.execute_command(b"DATA", timeout=None)
-                if reply.code != _REPLY_START_INPUT:
-                    deadline.reschedule(None)
-                    await self._reset_or_drop(client, reply.code)
-                    raise _refusal("DATA refused", reply.code, reply.message, single=accepted == 1)
+            stage = "DATA"
+            session.deadline = loop.time() + timeout
+            reply = await protocol.execute_command(b"DATA", timeout=None)
+            if reply.code != _REPLY_START_INPUT:
+                session.deadline = 0.0
+                await self._reset_or_drop(client, reply.code)
+                raise _refusal("DATA refused", reply.code, reply.message, single=accepted == 1)
 
-                # aiosmtplib's data() awaits the 354 and the final reply in one call, so a
-                # timeout there cannot tell whether the server has the message. Writing the
-                # body on its protocol ourselves keeps the two apart: only a reply lost after
-                # the body went out is an UnknownOutcome.
-                protocol = client.protocol
-                if protocol is None:
-                    raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-                stage = "end of DATA"
-                deadline.reschedule(loop.time() + timeout)
-                protocol.write(body)
-                body_sent = True
-                reply = await protocol.read_response(timeout=None)
+            # aiosmtplib's data() awaits the 354 and the final reply in one call, so a
+            # timeout there cannot tell whether the server has the message. Writing the
+            # body ourselves keeps the two apart: only a reply lost after the body went out
+            # is an UnknownOutcome.
+            stage = "end of DATA"
+            session.deadline = loop.time() + timeout
+            protocol.write(body)
+            body_sent = True
+            reply = await protocol.read_response(timeout=None)
+            session.deadline = 0.0
         except (OSError, aiosmtplib.SMTPResponseException) as exc:
-            # TimeoutError (our deadline) and SMTPServerDisconnected are OSErrors; an
-            # SMTPResponseException here is a reply aiosmtplib could not parse.
+            # SMTPServerDisconnected (also what the watchdog's abort causes) is an OSError;
+            # an SMTPResponseException here is a reply aiosmtplib could not parse.
             client.close()
+            what = "timed out" if session.timed_out else _failure(exc)
             if body_sent:
                 log.warning("smtp.outcome_unknown", provider=self.name, url=self._where)
                 raise UnknownOutcome(
-                    f"{self._where}: {_failure(exc)} waiting for the reply to the end of DATA; "
+                    f"{self._where}: {what} waiting for the reply to the end of DATA; "
                     "the server may have accepted the message"
                 ) from exc
-            if reused and stage == "MAIL FROM" and not isinstance(exc, TimeoutError):
+            if reused and stage == "MAIL FROM" and not session.timed_out:
                 raise _StaleSession from exc
             log.warning("smtp.connection_lost", provider=self.name, url=self._where, stage=stage)
-            raise TransientError(f"{self._where}: {_failure(exc)} during {stage}") from exc
+            raise TransientError(f"{self._where}: {what} during {stage}") from exc
 
         if not 200 <= reply.code < 300:
             if reply.code == _REPLY_421 or not 400 <= reply.code < 600:
