@@ -106,6 +106,7 @@ class SmtpTestServer:
         self._by_message_id: collections.Counter[str] = collections.Counter()
         self._connections = 0
         self._open: set[_RecordingSMTP] = set()
+        self._peak_open = 0
         self._behaviour = _Behaviour()
         server_context: ssl.SSLContext | None = None
         if certificate is not None:
@@ -127,6 +128,7 @@ class SmtpTestServer:
         self.port = self._controller.port
         with self._lock:
             self._connections = 0  # the controller's own start-up probe
+            self._peak_open = 0
         return self
 
     def stop(self) -> None:
@@ -189,12 +191,19 @@ class SmtpTestServer:
         with self._lock:
             return len(self._open)
 
+    @property
+    def peak_open_connections(self) -> int:
+        """The most connections open at the same time since start (or :meth:`clear`)."""
+        with self._lock:
+            return self._peak_open
+
     def clear(self) -> None:
         """Forget messages and the connection count (not the behaviour)."""
         with self._lock:
             self._messages.clear()
             self._by_message_id.clear()
             self._connections = 0
+            self._peak_open = len(self._open)
 
     # -- how to answer --------------------------------------------------------------------
 
@@ -249,6 +258,7 @@ class SmtpTestServer:
         with self._lock:
             self._connections += 1
             self._open.add(session)
+            self._peak_open = max(self._peak_open, len(self._open))
             return self._connections
 
     def _disconnected(self, session: _RecordingSMTP) -> None:

@@ -230,6 +230,16 @@ async def test_session_recycled_after_max_messages(
     await eventually(lambda: smtp_server.open_connections == 1)
 
 
+async def test_never_more_connections_than_pool_size_while_recycling(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    provider = make_provider(smtp_server, pool_size=2, max_messages=2)
+    await asyncio.gather(*(provider.send(delivery()) for _ in range(20)))
+    assert smtp_server.message_count == 20
+    assert smtp_server.connections_accepted >= 10
+    assert smtp_server.peak_open_connections <= 2
+
+
 async def test_idle_session_closed_after_idle_timeout(
     smtp_server: SmtpTestServer, make_provider: MakeProvider
 ):
@@ -250,6 +260,23 @@ async def test_reconnects_after_the_server_drops_an_idle_connection(
     # No pause: the client may not have noticed yet, MAIL FROM finds out.
     await provider.send(delivery())
     assert smtp_server.message_count == 2
+    assert smtp_server.connections_accepted == 2
+
+
+async def test_cancelled_send_discards_its_session(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    provider = make_provider(smtp_server, pool_size=1)
+    smtp_server.stall("rcpt", seconds=5)
+    sending = asyncio.create_task(provider.send(delivery()))
+    await eventually(lambda: smtp_server.open_connections == 1)
+    await asyncio.sleep(0.05)
+    sending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+
+    await provider.send(delivery())
+    assert smtp_server.message_count == 1
     assert smtp_server.connections_accepted == 2
 
 
@@ -475,6 +502,16 @@ async def test_check_passes_against_a_live_server(
     await provider.send(delivery())
     await provider.check()
     assert smtp_server.connections_accepted == 1
+
+
+async def test_check_reconnects_after_the_server_dropped_the_session(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    provider = make_provider(smtp_server)
+    await provider.check()
+    smtp_server.drop_connections()
+    await provider.check()
+    assert smtp_server.connections_accepted == 2
 
 
 async def test_check_fails_when_nothing_listens(unused_tcp_port: int, make_provider: MakeProvider):

@@ -172,6 +172,11 @@ class _Session:
         self.timed_out = False
 
     @property
+    def reused(self) -> bool:
+        """It has sat idle in the pool, so the server may have closed it meanwhile."""
+        return self.idle_since > 0.0
+
+    @property
     def closing(self) -> bool:
         """Closed on our side, but the socket is not released yet (e.g. TLS close_notify)."""
         return (
@@ -341,7 +346,7 @@ class SmtpProvider:
         return f"<SmtpProvider {self.name} {self._where}>"
 
     async def send(self, delivery: Delivery) -> Receipt:
-        """One SMTP transaction; see the module docstring for how failures are classified."""
+        """One SMTP transaction; docs/providers.md tables how each failure is classified."""
         if self._pool.closed:
             raise TransientError(f"{self.name}: provider is closed")
         content = delivery.content
@@ -386,7 +391,7 @@ class SmtpProvider:
                 session = await self._pool.acquire()
             except DeliveryError as exc:
                 raise TransientError(f"{self._where}: {exc.message}", code=exc.code) from exc
-            reused = session.transactions > 0
+            reused = session.reused
             try:
                 await session.client.noop()
                 return
@@ -457,7 +462,7 @@ class SmtpProvider:
         message_id: str,
     ) -> Receipt:
         client = session.client
-        reused = session.transactions > 0
+        reused = session.reused
         session.transactions += 1
         mail_args, encoding = self._mail_args(client, mail_from, recipients, body)
         refused: list[tuple[str, DeliveryError]] = []
@@ -601,8 +606,6 @@ def _path(prefix: bytes, address: str, encoding: str) -> bytes:
 
 
 def _failure(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timed out"
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         return f"unreadable reply ({exc.message})"
     return f"connection lost ({exc})"
