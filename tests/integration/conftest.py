@@ -1,0 +1,67 @@
+"""Fixtures for integration tests against real services."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from tests.integration.smtp_server import SmtpTestServer, TlsMode
+
+# --- SMTP: a real aiosmtpd server (tests/integration/smtp_server.py) ---------------------
+
+
+@pytest.fixture(scope="session")
+def smtp_ca() -> trustme.CA:
+    """A throwaway certificate authority for the test SMTP server's TLS."""
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def smtp_certificate(smtp_ca: trustme.CA) -> trustme.LeafCert:
+    return smtp_ca.issue_cert("localhost", "127.0.0.1")
+
+
+@pytest.fixture
+def smtp_ca_file(smtp_ca: trustme.CA, tmp_path: Path) -> Path:
+    """The test CA as a PEM file, for a client's ``ca_file``."""
+    path = tmp_path / "smtp-test-ca.pem"
+    smtp_ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+SmtpServerFactory = Callable[..., SmtpTestServer]
+
+
+@pytest.fixture
+def smtp_server_factory(smtp_certificate: trustme.LeafCert) -> Iterator[SmtpServerFactory]:
+    """``start(tls="none"|"starttls"|"tls", username=None, password=None)`` → a running server.
+
+    Every server started is stopped at the end of the test.
+    """
+    servers: list[SmtpTestServer] = []
+
+    def start(
+        *, tls: TlsMode = "none", username: str | None = None, password: str | None = None
+    ) -> SmtpTestServer:
+        server = SmtpTestServer(
+            tls=tls,
+            certificate=smtp_certificate if tls != "none" else None,
+            username=username,
+            password=password,
+        )
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def smtp_server(smtp_server_factory: SmtpServerFactory) -> SmtpTestServer:
+    """A running plain-TCP SMTP server on 127.0.0.1 that accepts everything."""
+    return smtp_server_factory()
