@@ -28,7 +28,7 @@ from herald.pipeline.accept import AcceptPolicy, Pipeline
 from herald.pipeline.email import EmailLimits
 from herald.pipeline.errors import invalid_request
 from herald.pipeline.requests import NotificationRequest
-from herald.pipeline.views import NotificationView, notification_view
+from herald.pipeline.views import AcceptedItem, NotificationView, notification_view
 from herald.providers.base import Provider
 from herald.providers.registry import build_providers
 from herald.store import migrate
@@ -180,18 +180,22 @@ class Herald:
         requests: Sequence[NotificationRequest | Mapping[str, Any]],
         *,
         idempotency_key: str | None = None,
-    ) -> list[NotificationView]:
+    ) -> list[AcceptedItem]:
         """Accept up to 1,000 notifications in one transaction: all of them or none."""
         parsed = [_request(r, {}) for r in requests]
         rows = self.pipeline.prepare_batch(parsed, now=time.time(), idempotency_key=idempotency_key)
         accepted = await self.pipeline.commit(rows)
-        views: list[NotificationView] = []
-        for row, result in zip(rows, accepted, strict=True):
-            if result.replayed:
-                views.append(await self.get(result.id, replayed=True, timeline=False))
-            else:
-                views.append(notification_view(row))
-        return views
+        replayed = [a.id for a in accepted if a.replayed]
+        current = await self.notifications.statuses(replayed) if replayed else {}
+        return [
+            AcceptedItem(
+                id=result.id,
+                status=current.get(result.id, row["status"]),
+                idempotency_key=row["idempotency_key"],
+                replayed=result.replayed,
+            )
+            for row, result in zip(rows, accepted, strict=True)
+        ]
 
     # -- inspecting and changing -----------------------------------------------------------
 

@@ -183,7 +183,7 @@ class StatusMachine(RuleBasedStateMachine):
     def time_passes(self, seconds: float) -> None:
         """Scheduled rows come due; leases not renewed for longer than LEASE expire."""
         self.now += seconds
-        self.run(self.queue.promote_scheduled(now=self.now, actor="scheduler"))
+        self.run(self.queue.promote_due(now=self.now, actor="scheduler"))
         reaped = self.run(self.queue.reap(now=self.now, limit=100, actor="reaper"))
         for nid, _status in reaped:
             token, _ = self.held.pop(nid)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,35 +38,35 @@ _INSERT_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 _NAMES = ", ".join(name for name, _ in _INSERT_COLUMNS)
 
-# ON CONFLICT names the partial unique index, so a reused idempotency key is skipped rather
-# than failing the transaction; the caller then decides replay (same body) or 409.
-_INSERT_TAIL = f"""
-    INSERT INTO notifications ({_NAMES}, attempts, possible_duplicates, updated_at)
-    SELECT {_NAMES}, 0, 0, created_at FROM v WHERE true
-    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, status, created_at
-"""
-
+# ON CONFLICT names the partial unique index, so a key inserted concurrently by another
+# transaction is skipped rather than failing ours; the caller then retries its key check.
 _PG_INSERT = sa.text(f"""
-    WITH v AS (SELECT {j.fields(_INSERT_COLUMNS)} FROM {j.source("postgresql", "rows")}),
-    ins AS ({_INSERT_TAIL}),
+    WITH ins AS (
+        INSERT INTO notifications ({_NAMES}, attempts, possible_duplicates, updated_at)
+        SELECT {_NAMES}, 0, 0, created_at FROM {j.records("rows", _INSERT_COLUMNS)}
+        ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+        RETURNING id, status, created_at
+    ),
     ev AS (
         INSERT INTO notification_events (notification_id, at, status, actor, detail)
         SELECT id, created_at, status, :actor, 'accepted' FROM ins
     )
-    SELECT id, pg_notify('herald_queue', '') FROM ins
+    SELECT id FROM ins
 """)
+_PG_WAKE = sa.text("SELECT pg_notify('herald_queue', '')")
 
-_SQLITE_INSERT = sa.text(f"""
-    WITH v AS (SELECT {j.fields(_INSERT_COLUMNS)} FROM {j.source("sqlite", "rows")})
-    {_INSERT_TAIL}
-""")
-
-_SQLITE_INSERT_EVENTS = sa.text(f"""
-    INSERT INTO notification_events (notification_id, at, status, actor, detail)
-    SELECT {j.field("id")}, {j.field("at", j.REAL)}, {j.field("status")}, :actor, 'accepted'
-    FROM {j.source("sqlite", "rows")}
-""")
+# SQLite holds the write lock (BEGIN IMMEDIATE) from the key check to the commit, so no
+# other writer can take a key in between: a plain executemany INSERT is enough.
+_SQLITE_INSERT = (
+    f"INSERT INTO notifications ({_NAMES}, attempts, possible_duplicates, updated_at) "
+    f"VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)}, 0, 0, ?)"
+)
+# Every column, then created_at again for updated_at.
+_sqlite_values = itemgetter(*(name for name, _ in _INSERT_COLUMNS), "created_at")
+_SQLITE_INSERT_EVENT = (
+    "INSERT INTO notification_events (notification_id, at, status, actor, detail) "
+    "VALUES (?, ?, ?, ?, 'accepted')"
+)
 
 
 class _LostRace(Exception):
@@ -181,6 +182,13 @@ class NotificationStore:
             query = query.where(notifications.c.id < before_id)
         async with self.db.read() as conn:
             return list((await conn.execute(query)).mappings().all())
+
+    async def statuses(self, ids: Sequence[str]) -> dict[str, str]:
+        query = sa.select(notifications.c.id, notifications.c.status).where(
+            notifications.c.id.in_(list(ids))
+        )
+        async with self.db.read() as conn:
+            return {nid: status for nid, status in (await conn.execute(query)).all()}
 
     async def count_by_status(self, statuses: Sequence[str]) -> dict[str, int]:
         """Counts for the given statuses (index-backed; meant for non-terminal ones)."""
@@ -301,16 +309,15 @@ def _resolve_keys(
 async def _insert(
     conn: AsyncConnection, dialect: Dialect, rows: list[NewNotification], actor: str
 ) -> list[str]:
-    params = {"rows": j.dumps(rows), "actor": actor}
     if dialect == "postgresql":
-        return [r[0] for r in (await conn.execute(_PG_INSERT, params)).all()]
-    inserted = (await conn.execute(_SQLITE_INSERT, params)).all()
-    if inserted:
-        await conn.execute(
-            _SQLITE_INSERT_EVENTS,
-            {
-                "rows": j.dumps({"id": r[0], "status": r[1], "at": r[2]} for r in inserted),
-                "actor": actor,
-            },
-        )
-    return [r[0] for r in inserted]
+        params = {"rows": j.dumps(rows), "actor": actor}
+        inserted = [r[0] for r in (await conn.execute(_PG_INSERT, params)).all()]
+        if inserted:
+            await conn.execute(_PG_WAKE)
+        return inserted
+    await conn.exec_driver_sql(_SQLITE_INSERT, [_sqlite_values(row) for row in rows])
+    await conn.exec_driver_sql(
+        _SQLITE_INSERT_EVENT,
+        [(row["id"], row["created_at"], row["status"], actor) for row in rows],
+    )
+    return [row["id"] for row in rows]

@@ -135,6 +135,8 @@ class Worker:
         return self._settings.concurrency + self._settings.batch_size
 
     async def _fetch_loop(self) -> None:
+        last_promotion = -float("inf")
+        drained = True  # the last claim came back short: the queue may be empty
         while not self._stopping:
             free = self._capacity - len(self._held)
             # Keep the senders fed, but claim in worthwhile batches under load.
@@ -144,9 +146,17 @@ class Worker:
                 continue
             if self._stopping:
                 return
+            limit = min(free, self._settings.batch_size)
             try:
+                # Scheduled and retrying rows join the queue when due: checked whenever the
+                # queue runs dry, and at least every poll interval so they never starve
+                # behind a long backlog.
+                promoted = 0
+                if drained or time.monotonic() - last_promotion >= self._settings.poll_interval:
+                    promoted = await self._queue.promote_due(now=time.time(), actor="scheduler")
+                    last_promotion = time.monotonic()
                 rows = await self._queue.claim(
-                    limit=min(free, self._settings.batch_size),
+                    limit=limit,
                     now=time.time(),
                     lease_seconds=self._settings.lease_seconds,
                     token=secrets.randbits(63),
@@ -159,7 +169,8 @@ class Worker:
             for row in rows:
                 self._held[row.id] = row
                 self._ready.put_nowait(row)
-            if rows:
+            drained = len(rows) < limit
+            if rows or promoted:
                 self._idle.clear()
                 continue
             self._last_claim_empty = True
@@ -242,28 +253,20 @@ class Worker:
     # -- upkeep ----------------------------------------------------------------------------
 
     async def _upkeep_loop(self) -> None:
-        """Renew held leases, return expired ones, queue scheduled rows that came due."""
-        renew_every = self._settings.lease_seconds / 3
-        last_renew = time.monotonic()
+        """Renew held leases and return expired ones (a dead worker's) to the queue."""
+        every = self._settings.lease_seconds / 3
         while not self._stop_upkeep.is_set():
-            now = time.time()
-            with contextlib.suppress(Exception):
-                promoted = await self._queue.promote_scheduled(now=now, actor="scheduler")
-                if promoted:
-                    self._wakeup.notify()
-            if time.monotonic() - last_renew >= renew_every:
-                last_renew = time.monotonic()
-                tokens = sorted({row.lease_token for row in self._held.values()})
-                try:
-                    await self._queue.renew(tokens, until=now + self._settings.lease_seconds)
-                    reaped = await self._queue.reap(now=now, limit=1000, actor="reaper")
-                except Exception as exc:
-                    log.warning("lease_upkeep_failed", error=str(exc))
-                else:
-                    if reaped:
-                        log.warning("leases_expired", count=len(reaped))
-                        self._wakeup.notify()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._stop_upkeep.wait(), min(self._settings.poll_interval, renew_every)
-                )
+                await asyncio.wait_for(self._stop_upkeep.wait(), every)
+                return
+            now = time.time()
+            tokens = sorted({row.lease_token for row in self._held.values()})
+            try:
+                await self._queue.renew(tokens, until=now + self._settings.lease_seconds)
+                reaped = await self._queue.reap(now=now, limit=1000, actor="reaper")
+            except Exception as exc:
+                log.warning("lease_upkeep_failed", error=str(exc))
+            else:
+                if reaped:
+                    log.warning("leases_expired", count=len(reaped))
+                    self._wakeup.notify()
