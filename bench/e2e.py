@@ -184,6 +184,21 @@ async def load(opts: Options, url: str) -> tuple[float, float]:
         return started, time.time()
 
 
+def _progress(conn: Any) -> tuple[int, list[Any]]:
+    import sqlalchemy as sa
+
+    done = conn.execute(
+        sa.text("SELECT count(*) FROM notifications WHERE status = 'sent'")
+    ).scalar_one()
+    other = conn.execute(
+        sa.text(
+            "SELECT status, count(*) FROM notifications "
+            "WHERE status NOT IN ('sent', 'queued', 'sending') GROUP BY status"
+        )
+    ).all()
+    return int(done), list(other)
+
+
 async def wait_delivered(
     db_url: str, n: int, give_up_after: float = 600.0
 ) -> list[tuple[float, float, float]]:
@@ -196,20 +211,7 @@ async def wait_delivered(
     deadline = time.monotonic() + give_up_after
     try:
         while True:
-            async with database.read() as conn:
-                done = (
-                    await conn.execute(
-                        sa.text("SELECT count(*) FROM notifications WHERE status = 'sent'")
-                    )
-                ).scalar_one()
-                other = (
-                    await conn.execute(
-                        sa.text(
-                            "SELECT status, count(*) FROM notifications "
-                            "WHERE status NOT IN ('sent', 'queued', 'sending') GROUP BY status"
-                        )
-                    )
-                ).all()
+            done, other = await database.run(_progress, readonly=True)
             if done >= n:
                 break
             if other:
@@ -217,11 +219,13 @@ async def wait_delivered(
             if time.monotonic() > deadline:
                 raise SystemExit(f"only {done}/{n} sent after {give_up_after} s")
             await asyncio.sleep(0.25)
-        async with database.read() as conn:
-            rows = await conn.execute(
+        rows = await database.run(
+            lambda conn: conn.execute(
                 sa.text("SELECT created_at, sent_at, send_at FROM notifications")
-            )
-            return [(float(a), float(b), float(c)) for a, b, c in rows.all()]
+            ).all(),
+            readonly=True,
+        )
+        return [(float(a), float(b), float(c)) for a, b, c in rows]
     finally:
         await database.dispose()
 

@@ -78,12 +78,14 @@ class StatusMachine(RuleBasedStateMachine):
         self.dir.cleanup()
 
     def rows(self) -> dict[str, dict[str, Any]]:
-        async def fetch() -> dict[str, dict[str, Any]]:
-            async with self.db.read() as conn:
-                result = await conn.execute(notifications.select())
-                return {r["id"]: dict(r) for r in result.mappings()}
-
-        result: dict[str, dict[str, Any]] = self.run(fetch())
+        result: dict[str, dict[str, Any]] = self.run(
+            self.db.run(
+                lambda conn: {
+                    r["id"]: dict(r) for r in conn.execute(notifications.select()).mappings()
+                },
+                readonly=True,
+            )
+        )
         return result
 
     # -- rules -----------------------------------------------------------------------------

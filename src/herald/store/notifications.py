@@ -9,7 +9,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.domain.errors import Conflict, NotFound
 from herald.domain.status import CANCELLABLE, Status
@@ -95,65 +94,34 @@ class NotificationStore:
         Each request is all-or-nothing: a key conflict rejects that request only. Rows whose
         idempotency key was already used with the same body are replayed, not inserted.
         """
+        dialect = self.db.dialect
         for _ in range(5):
             try:
-                async with self.db.write() as conn:
-                    return await self._accept(conn, requests, actor)
+                return await self.db.run(lambda conn: _accept(conn, dialect, requests, actor))
             except _LostRace:
                 continue
         raise RuntimeError("idempotency keys kept colliding with concurrent inserts")
 
-    async def _accept(
-        self,
-        conn: AsyncConnection,
-        requests: Sequence[Sequence[NewNotification]],
-        actor: str,
-    ) -> list[list[Accepted] | KeyConflict]:
-        keys = [r["idempotency_key"] for rows in requests for r in rows if r["idempotency_key"]]
-        known: dict[str, tuple[str, str | None]] = {}
-        if keys:
-            known = await _find_keys(conn, keys)
-        results: list[list[Accepted] | KeyConflict] = []
-        to_insert: list[NewNotification] = []
-        for rows in requests:
-            outcome, inserting, claimed = _resolve_keys(rows, known)
-            results.append(outcome)
-            if not isinstance(outcome, KeyConflict):
-                to_insert.extend(inserting)
-                known.update(claimed)
-        if to_insert:
-            inserted = await _insert(conn, self.db.dialect, to_insert, actor)
-            if len(inserted) != len(to_insert):
-                raise _LostRace
-        return results
-
     # -- reading ---------------------------------------------------------------------------
 
     async def get(self, notification_id: str) -> tuple[RowMapping, list[RowMapping]]:
-        async with self.db.read() as conn:
+        def read(conn: sa.Connection) -> tuple[RowMapping | None, list[RowMapping]]:
             row = (
-                (
-                    await conn.execute(
-                        sa.select(notifications).where(notifications.c.id == notification_id)
-                    )
-                )
+                conn.execute(sa.select(notifications).where(notifications.c.id == notification_id))
                 .mappings()
                 .first()
             )
-            if row is None:
-                raise NotFound(f"no notification {notification_id}")
-            timeline = (
-                (
-                    await conn.execute(
-                        sa.select(events)
-                        .where(events.c.notification_id == notification_id)
-                        .order_by(events.c.id)
-                    )
-                )
-                .mappings()
-                .all()
-            )
-        return row, list(timeline)
+            timeline = conn.execute(
+                sa.select(events)
+                .where(events.c.notification_id == notification_id)
+                .order_by(events.c.id)
+            ).mappings()
+            return row, list(timeline)
+
+        row, timeline = await self.db.run(read, readonly=True)
+        if row is None:
+            raise NotFound(f"no notification {notification_id}")
+        return row, timeline
 
     async def list(
         self,
@@ -180,15 +148,14 @@ class NotificationStore:
             query = query.where(notifications.c.category == category)
         if before_id:
             query = query.where(notifications.c.id < before_id)
-        async with self.db.read() as conn:
-            return list((await conn.execute(query)).mappings().all())
+        return await self.db.run(lambda conn: list(conn.execute(query).mappings()), readonly=True)
 
     async def statuses(self, ids: Sequence[str]) -> dict[str, str]:
         query = sa.select(notifications.c.id, notifications.c.status).where(
             notifications.c.id.in_(list(ids))
         )
-        async with self.db.read() as conn:
-            return {nid: status for nid, status in (await conn.execute(query)).all()}
+        rows = await self.db.run(lambda conn: conn.execute(query).all(), readonly=True)
+        return {nid: status for nid, status in rows}
 
     async def count_by_status(self, statuses: Sequence[str]) -> dict[str, int]:
         """Counts for the given statuses (index-backed; meant for non-terminal ones)."""
@@ -197,8 +164,8 @@ class NotificationStore:
             .where(notifications.c.status.in_(list(statuses)))
             .group_by(notifications.c.status)
         )
-        async with self.db.read() as conn:
-            counts = {status: int(n) for status, n in (await conn.execute(query)).all()}
+        rows = await self.db.run(lambda conn: conn.execute(query).all(), readonly=True)
+        counts = {status: int(n) for status, n in rows}
         return {status: counts.get(status, 0) for status in statuses}
 
     # -- changing state on request ---------------------------------------------------------
@@ -241,28 +208,23 @@ class NotificationStore:
         refusal_code: str,
     ) -> None:
         at, status, actor, detail = event
-        async with self.db.write() as conn:
-            changed = (
-                await conn.execute(
-                    notifications.update()
-                    .where(notifications.c.id == notification_id)
-                    .where(notifications.c.status.in_([s.value for s in allowed]))
-                    .values(**values)
-                    .returning(notifications.c.id)
-                )
+        wake = self.db.dialect == "postgresql" and status is Status.QUEUED
+
+        def change(conn: sa.Connection) -> str | None:
+            """None when changed, else the current status ("" if there is no such row)."""
+            changed = conn.execute(
+                notifications.update()
+                .where(notifications.c.id == notification_id)
+                .where(notifications.c.status.in_([s.value for s in allowed]))
+                .values(**values)
+                .returning(notifications.c.id)
             ).first()
             if changed is None:
-                current = (
-                    await conn.execute(
-                        sa.select(notifications.c.status).where(
-                            notifications.c.id == notification_id
-                        )
-                    )
+                current = conn.execute(
+                    sa.select(notifications.c.status).where(notifications.c.id == notification_id)
                 ).scalar()
-                if current is None:
-                    raise NotFound(f"no notification {notification_id}")
-                raise Conflict(f"{refusal}; this one is {current}", code=refusal_code)
-            await conn.execute(
+                return current or ""
+            conn.execute(
                 events.insert().values(
                     notification_id=notification_id,
                     at=at,
@@ -271,12 +233,42 @@ class NotificationStore:
                     detail=detail,
                 )
             )
-            if self.db.dialect == "postgresql" and status is Status.QUEUED:
-                await conn.execute(sa.text("SELECT pg_notify('herald_queue', '')"))
+            if wake:
+                conn.execute(_PG_WAKE)
+            return None
+
+        current = await self.db.run(change)
+        if current == "":
+            raise NotFound(f"no notification {notification_id}")
+        if current is not None:
+            raise Conflict(f"{refusal}; this one is {current}", code=refusal_code)
 
 
-async def _find_keys(conn: AsyncConnection, keys: list[str]) -> dict[str, tuple[str, str | None]]:
-    rows = await conn.execute(
+def _accept(
+    conn: sa.Connection,
+    dialect: Dialect,
+    requests: Sequence[Sequence[NewNotification]],
+    actor: str,
+) -> list[list[Accepted] | KeyConflict]:
+    keys = [r["idempotency_key"] for rows in requests for r in rows if r["idempotency_key"]]
+    known = _find_keys(conn, keys) if keys else {}
+    results: list[list[Accepted] | KeyConflict] = []
+    to_insert: list[NewNotification] = []
+    for rows in requests:
+        outcome, inserting, claimed = _resolve_keys(rows, known)
+        results.append(outcome)
+        if not isinstance(outcome, KeyConflict):
+            to_insert.extend(inserting)
+            known.update(claimed)
+    if to_insert:
+        inserted = _insert(conn, dialect, to_insert, actor)
+        if len(inserted) != len(to_insert):
+            raise _LostRace
+    return results
+
+
+def _find_keys(conn: sa.Connection, keys: list[str]) -> dict[str, tuple[str, str | None]]:
+    rows = conn.execute(
         sa.select(
             notifications.c.idempotency_key, notifications.c.id, notifications.c.request_hash
         ).where(notifications.c.idempotency_key.in_(sorted(set(keys))))
@@ -306,17 +298,17 @@ def _resolve_keys(
     return accepted, inserting, claimed
 
 
-async def _insert(
-    conn: AsyncConnection, dialect: Dialect, rows: list[NewNotification], actor: str
+def _insert(
+    conn: sa.Connection, dialect: Dialect, rows: list[NewNotification], actor: str
 ) -> list[str]:
     if dialect == "postgresql":
         params = {"rows": j.dumps(rows), "actor": actor}
-        inserted = [r[0] for r in (await conn.execute(_PG_INSERT, params)).all()]
+        inserted = [r[0] for r in conn.execute(_PG_INSERT, params).all()]
         if inserted:
-            await conn.execute(_PG_WAKE)
+            conn.execute(_PG_WAKE)
         return inserted
-    await conn.exec_driver_sql(_SQLITE_INSERT, [_sqlite_values(row) for row in rows])
-    await conn.exec_driver_sql(
+    conn.exec_driver_sql(_SQLITE_INSERT, [_sqlite_values(row) for row in rows])
+    conn.exec_driver_sql(
         _SQLITE_INSERT_EVENT,
         [(row["id"], row["created_at"], row["status"], actor) for row in rows],
     )

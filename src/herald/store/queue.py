@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from operator import itemgetter
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.store import jsonrows as j
 from herald.store.database import Database
@@ -218,16 +217,16 @@ _SQLITE_PROMOTE = sa.text(f"""
 """)
 
 
-async def _sqlite_complete(
-    conn: AsyncConnection, outcomes: list[Outcome], timeline: list[NewEvent], actor: str
+def _sqlite_complete(
+    conn: sa.Connection, outcomes: list[Outcome], timeline: list[NewEvent], actor: str
 ) -> set[str]:
     ids = j.dumps(o["id"] for o in outcomes)
-    rows = (await conn.execute(_SQLITE_LEASED, {"ids": ids})).all()
+    rows = conn.execute(_SQLITE_LEASED, {"ids": ids}).all()
     leased: dict[str, int] = {nid: token for nid, token in rows}
     live = [o for o in outcomes if leased.get(o["id"]) == o["token"]]
     if not live:
         return set()
-    await conn.exec_driver_sql(_SQLITE_COMPLETE, [_sqlite_outcome(o) for o in live])
+    conn.exec_driver_sql(_SQLITE_COMPLETE, [_sqlite_outcome(o) for o in live])
     applied = {o["id"] for o in live}
     written = [
         (e["nid"], e["at"], e["status"], actor, e["provider"], e["detail"])
@@ -235,7 +234,7 @@ async def _sqlite_complete(
         if e["nid"] in applied
     ]
     if written:  # an empty list would run the statement once, with no parameters
-        await conn.exec_driver_sql(_SQLITE_EVENT, written)
+        conn.exec_driver_sql(_SQLITE_EVENT, written)
     return applied
 
 
@@ -245,11 +244,13 @@ LEASE_EXPIRED = "lease expired: the worker holding this notification stopped res
 class QueueStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # A single statement on PostgreSQL needs no BEGIN/COMMIT round trips.
+        self._single = self.db.dialect == "postgresql"
 
     async def claim(
         self, *, limit: int, now: float, lease_seconds: float, token: int, actor: str
     ) -> list[Claimed]:
-        """Take up to ``limit`` due rows, highest priority first, under lease ``token``."""
+        """Take up to ``limit`` queued rows, highest priority first, under lease ``token``."""
         params = {
             "limit": limit,
             "now": now,
@@ -257,17 +258,19 @@ class QueueStore:
             "token": token,
             "actor": actor,
         }
-        async with self.db.write() as conn:
+
+        def claim(conn: sa.Connection) -> list[Claimed]:
             if self.db.dialect == "postgresql":
-                rows = (await conn.execute(_PG_CLAIM, params)).all()
-            else:
-                rows = (await conn.execute(_SQLITE_CLAIM, params)).all()
-                if rows:
-                    await conn.execute(
-                        _SQLITE_CLAIM_EVENTS,
-                        {"ids": j.dumps(r[0] for r in rows), "now": now, "actor": actor},
-                    )
-        claimed = [Claimed(*row) for row in rows]
+                return [Claimed(*row) for row in conn.execute(_PG_CLAIM, params)]
+            rows = [Claimed(*row) for row in conn.execute(_SQLITE_CLAIM, params)]
+            if rows:
+                conn.execute(
+                    _SQLITE_CLAIM_EVENTS,
+                    {"ids": j.dumps(r.id for r in rows), "now": now, "actor": actor},
+                )
+            return rows
+
+        claimed = await self.db.run(claim, autocommit=self._single, durable=False)
         claimed.sort(key=lambda c: (-c.priority, c.due_at))
         return claimed
 
@@ -286,57 +289,69 @@ class QueueStore:
         """
         if not outcomes:
             return set()
-        async with self.db.write() as conn:
+
+        def complete(conn: sa.Connection) -> set[str]:
             if self.db.dialect == "postgresql":
                 params = {
                     "outcomes": j.dumps(outcomes),
                     "events": j.dumps({**e, "seq": n} for n, e in enumerate(timeline)),
                     "actor": actor,
                 }
-                applied = {r[0] for r in (await conn.execute(_PG_COMPLETE, params)).all()}
+                applied = {r[0] for r in conn.execute(_PG_COMPLETE, params)}
             else:
-                applied = await _sqlite_complete(conn, outcomes, timeline, actor)
+                applied = _sqlite_complete(conn, outcomes, timeline, actor)
             kept = [c for c in captures if c["notification_id"] in applied]
             if kept:
-                await conn.execute(captured.insert(), kept)
-        return applied
+                conn.execute(captured.insert(), kept)
+            return applied
+
+        return await self.db.run(complete, autocommit=self._single and not captures, durable=False)
 
     async def renew(self, tokens: list[int], *, until: float) -> int:
         """Extend the leases of rows still held under ``tokens``."""
         if not tokens:
             return 0
-        async with self.db.write() as conn:
-            result = await conn.execute(
-                notifications.update()
-                .where(notifications.c.status == "sending")
-                .where(notifications.c.lease_token.in_(tokens))
-                .values(lease_expires_at=until)
-            )
-        return int(result.rowcount)
+        statement = (
+            notifications.update()
+            .where(notifications.c.status == "sending")
+            .where(notifications.c.lease_token.in_(tokens))
+            .values(lease_expires_at=until)
+        )
+        return await self.db.run(
+            lambda conn: int(conn.execute(statement).rowcount),
+            autocommit=self._single,
+            durable=False,
+        )
 
     async def reap(self, *, now: float, limit: int, actor: str) -> list[tuple[str, str]]:
         """Return rows whose lease expired to the queue (or to the dead letters)."""
         params = {"now": now, "limit": limit, "actor": actor, "reason": LEASE_EXPIRED}
-        async with self.db.write() as conn:
+
+        def reap(conn: sa.Connection) -> list[tuple[str, str]]:
             if self.db.dialect == "postgresql":
-                return [(r[0], r[1]) for r in (await conn.execute(_PG_REAP, params)).all()]
-            rows = [(r[0], r[1]) for r in (await conn.execute(_SQLITE_REAP, params)).all()]
+                return [(r[0], r[1]) for r in conn.execute(_PG_REAP, params)]
+            rows = [(r[0], r[1]) for r in conn.execute(_SQLITE_REAP, params)]
             if rows:
-                await conn.exec_driver_sql(
+                conn.exec_driver_sql(
                     _SQLITE_EVENT,
                     [(nid, now, status, actor, None, LEASE_EXPIRED) for nid, status in rows],
                 )
-        return rows
+            return rows
+
+        return await self.db.run(reap, autocommit=self._single, durable=False)
 
     async def promote_due(self, *, now: float, actor: str, limit: int = 5000) -> int:
         """Queue scheduled rows whose ``send_at`` came and retrying rows whose retry is due."""
         params = {"now": now, "limit": limit, "actor": actor}
-        async with self.db.write() as conn:
+
+        def promote(conn: sa.Connection) -> int:
             if self.db.dialect == "postgresql":
-                return len((await conn.execute(_PG_PROMOTE, params)).all())
-            ids = [r[0] for r in (await conn.execute(_SQLITE_WAITING_DUE, params)).all()]
+                return len(conn.execute(_PG_PROMOTE, params).all())
+            ids = [r[0] for r in conn.execute(_SQLITE_WAITING_DUE, params)]
             if ids:
                 listed = {"ids": j.dumps(ids), "now": now, "actor": actor}
-                await conn.execute(_SQLITE_PROMOTE_EVENTS, listed)
-                await conn.execute(_SQLITE_PROMOTE, listed)
+                conn.execute(_SQLITE_PROMOTE_EVENTS, listed)
+                conn.execute(_SQLITE_PROMOTE, listed)
             return len(ids)
+
+        return await self.db.run(promote, autocommit=self._single, durable=False)
