@@ -24,6 +24,7 @@ from herald import metrics
 from herald.config import Settings
 from herald.domain.channels import Channel
 from herald.domain.errors import ConfigurationError
+from herald.domain.message import Address
 from herald.pipeline.accept import AcceptPolicy, Pipeline
 from herald.pipeline.email import EmailLimits
 from herald.pipeline.errors import invalid_request
@@ -97,7 +98,7 @@ class Herald:
                 email=EmailLimits(
                     max_message_bytes=s.max_message_bytes, max_recipients=s.max_recipients
                 ),
-                message_id_domain=s.message_id_domain or socket.getfqdn() or "localhost",
+                message_id_domain=s.message_id_domain or _sender_domain(configured),
             ),
             on_commit=self._committed,
         )
@@ -266,6 +267,15 @@ class Herald:
         finally:
             stop.set()
             await task
+
+
+def _sender_domain(providers: Mapping[Channel, Sequence[Provider]]) -> str:
+    """Message-IDs name the first email provider's sender domain, else this host."""
+    for provider in providers.get(Channel.EMAIL, ()):
+        sender = getattr(provider, "sender", None)
+        if isinstance(sender, Address):
+            return sender.addr.rsplit("@", 1)[1]
+    return socket.getfqdn() or "localhost"
 
 
 def _request(

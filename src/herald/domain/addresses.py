@@ -24,6 +24,9 @@ _SPECIAL_USE = frozenset(SPECIAL_USE_DOMAIN_NAMES)
 if any("." in name for name in _SPECIAL_USE):  # pragma: no cover - a future email-validator
     raise ImportError("email-validator's special-use names changed; revisit the fast path")
 _RESERVED_PREFIX = re.compile(r"(?:^|\.)[a-z0-9-]{2}--")
+_NAMED = re.compile(r"\s*(.*?)\s*<([^<>]*)>\s*", re.DOTALL)
+_NAME_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f]")
+_QUOTED_PAIR = re.compile(r"\\(.)")
 # RFC 5321 limits: 64 octets of local part, 254 for the whole path.
 _MAX_LOCAL, _MAX_TOTAL = 64, 254
 
@@ -33,11 +36,21 @@ class InvalidAddress(ValueError):
 
 
 def parse_email_address(value: str) -> Address:
-    """Validate ``addr`` or ``Display Name <addr>``; the domain comes back lowercased."""
-    plain = _fast_path(value)
-    if plain is not None:
-        return plain
-    return _slow_path(value)
+    """Validate ``addr`` or ``Display Name <addr>``; the domain comes back lowercased.
+
+    Display names may be UTF-8 without quotes (RFC 6532 extends atext), e.g.
+    ``Zoë Ångström <zoe@example.org>``; the MIME layer encodes them for the wire.
+    """
+    named = _NAMED.fullmatch(value)
+    if named is None:
+        return _fast_path(value) or _slow_path(value)
+    name, addr = named.groups()
+    if _NAME_FORBIDDEN.search(name):
+        raise InvalidAddress("the display name must not contain line breaks or control characters")
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        name = _QUOTED_PAIR.sub(r"\1", name[1:-1])
+    parsed = _fast_path(addr) or _slow_path(addr)
+    return Address(name.strip(), parsed.addr)
 
 
 def _fast_path(value: str) -> Address | None:

@@ -345,6 +345,11 @@ class SmtpProvider:
     def __repr__(self) -> str:
         return f"<SmtpProvider {self.name} {self._where}>"
 
+    @property
+    def sender(self) -> Address:
+        """The default From; its domain also names this provider's Message-IDs."""
+        return self._sender
+
     async def send(self, delivery: Delivery) -> Receipt:
         """One SMTP transaction; docs/providers.md tables how each failure is classified."""
         if self._pool.closed:
