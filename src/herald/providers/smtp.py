@@ -61,8 +61,6 @@ _OPTIONS: Final = frozenset(
     }
 )
 _MAILBOX = re.compile(r"^[^\s<>@,;\"]+@[^\s<>@,;\"]+$")
-_LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
-_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 _REPLY_OK: Final = 250
 _RCPT_ACCEPTED: Final = frozenset({250, 251})
 _REPLY_START_INPUT: Final = 354
@@ -160,53 +158,6 @@ def _parse_sender(value: str, where: str) -> Address:
 
 class _StaleSession(Exception):
     """A reused session turned out dead before anything was committed: try a fresh one."""
-
-
-class _Envelope:
-    """MAIL FROM, each RCPT TO and DATA of one transaction, and their replies in order.
-
-    With PIPELINING the commands go out in one write and their replies come back in one
-    wait; DATA ends the group since its reply decides whether the message may follow (RFC
-    2920 §3.1). Without it, each command waits for the previous reply.
-    """
-
-    __slots__ = ("_broken", "_commands", "_pipelined", "_replies", "_taken", "wire")
-
-    def __init__(self, wire: SmtpWire, commands: list[bytes], *, pipelined: bool) -> None:
-        self.wire = wire
-        self._commands = commands
-        self._pipelined = pipelined
-        self._replies: list[SmtpReply] = []
-        self._broken: SessionBroken | None = None
-        self._taken = 0  # replies handed out by next_reply()
-
-    async def next_reply(self) -> SmtpReply:
-        """The reply to the next command (sending it, or the whole group, first)."""
-        index = self._taken
-        self._taken += 1
-        wire = self.wire
-        if not self._pipelined:
-            wire.write(self._commands[index], 1)
-            [reply] = await wire.read(1)
-            self._replies.append(reply)
-            return reply
-        if index == 0:
-            wire.write(b"".join(self._commands), len(self._commands))
-            try:
-                self._replies = await wire.read(len(self._commands))
-            except SessionBroken as exc:
-                # Those that came still count: a 421 among them says why the rest did not.
-                self._replies, self._broken = exc.replies, exc
-        if index < len(self._replies):
-            return self._replies[index]
-        raise self._broken or SessionBroken("connection lost", [])
-
-    async def data_reply(self) -> SmtpReply | None:
-        """DATA's reply, past any replies not taken yet; None if DATA was not sent."""
-        if self._pipelined:
-            while self._taken < len(self._commands):
-                await self.next_reply()
-        return self._replies[-1] if self._taken == len(self._commands) else None
 
 
 class SmtpProvider:
@@ -387,21 +338,32 @@ class SmtpProvider:
             raise _all_refused(refused)
         commands.append(b"DATA\r\n")
         session.transactions += 1
-        envelope = _Envelope(wire, commands, pipelined=session.pipelining)
         stage = "MAIL FROM"
         body_sent = False
         try:
-            reply = await envelope.next_reply()
+            broken: SessionBroken | None = None
+            try:
+                if session.pipelining:
+                    # RFC 2920 §3.1: MAIL, RCPT and DATA in one group, DATA last (its reply
+                    # decides whether the message may follow); the replies come in order.
+                    wire.write(b"".join(commands), len(commands))
+                    replies = await wire.read(len(commands))
+                else:
+                    replies = await _one_at_a_time(wire, commands)
+            except SessionBroken as exc:
+                replies, broken = exc.replies, exc  # those that came may say why (a 421)
+
+            reply = replies[0] if replies else _lost(broken)
             if reply.code != _REPLY_OK:
                 if reused and reply.code == _REPLY_421:
                     wire.close()
                     raise _StaleSession
-                await self._end_refused(envelope, reply.code)
+                await _end_refused(wire, replies, len(commands), reply.code)
                 raise _sender_refused(reply.code, reply.message)
 
             stage = "RCPT TO"
-            for recipient in to:
-                reply = await envelope.next_reply()
+            for index, recipient in enumerate(to, 1):
+                reply = replies[index] if index < len(replies) else _lost(broken)
                 if reply.code in _RCPT_ACCEPTED:
                     continue
                 error = classify_smtp_reply(reply.code, reply.message)
@@ -411,13 +373,13 @@ class SmtpProvider:
                 refused.append((recipient, error))
             accepted = len(recipients) - len(refused)
             if accepted == 0:
-                await self._end_refused(envelope)
+                await _end_refused(wire, replies, len(commands))
                 raise _all_refused(refused)
 
             stage = "DATA"
-            reply = await envelope.next_reply()
+            reply = replies[-1] if len(replies) == len(commands) else _lost(broken)
             if reply.code != _REPLY_START_INPUT:
-                await self._end_refused(envelope, reply.code)
+                await _end_refused(wire, replies, len(commands), reply.code)
                 raise _refusal("DATA refused", reply.code, reply.message, single=accepted == 1)
 
             # The body goes out on its own, after the 354: only a reply lost after it went
@@ -456,18 +418,19 @@ class SmtpProvider:
                     suppress=isinstance(error, PermanentError) and error.suppress,
                 )
                 for address, error in refused
-            ),
+            )
+            if refused
+            else (),
         )
 
     def _mail_command(
         self, session: SmtpSession, mail_from: str, recipients: list[str], body: bytes
     ) -> tuple[bytes, str]:
         """MAIL FROM with the ESMTP parameters the server allows, and the address encoding."""
-        extensions = session.extensions
         encoding = "ascii"
         params: list[bytes] = []
-        if not (mail_from.isascii() and all(r.isascii() for r in recipients)):
-            if "smtputf8" not in extensions:
+        if not (mail_from.isascii() and all(map(str.isascii, recipients))):
+            if not session.smtputf8:
                 raise PermanentError(
                     f"{self._where}: the server does not support SMTPUTF8, needed for a "
                     "non-ASCII address",
@@ -475,9 +438,9 @@ class SmtpProvider:
                 )
             params.append(b"SMTPUTF8")
             encoding = "utf-8"
-        if "size" in extensions:
+        if session.size:
             params.append(b"SIZE=%d" % (len(body) - 3))  # RFC 1870: without the final ".\r\n"
-        if "8bitmime" in extensions and not body.isascii():
+        if session.eight_bit and not body.isascii():
             params.append(b"BODY=8BITMIME")
         try:
             path = _path(b"FROM:", mail_from, encoding)
@@ -485,41 +448,73 @@ class SmtpProvider:
             raise PermanentError(f"invalid sender: {exc}") from exc
         return b" ".join([b"MAIL", path, *params]) + b"\r\n", encoding
 
-    async def _end_refused(self, envelope: _Envelope, code: int | None = None) -> None:
-        """End a refused transaction (RSET, or a lone dot after a 354), or drop the session.
 
-        ``code`` is the refusal's: one that means the session is gone closes it.
-        """
-        wire = envelope.wire
-        if code is not None and _ends_session(code):
-            wire.close()
-            return
-        try:
-            data = await envelope.data_reply()
-            if data is not None and data.code == _REPLY_START_INPUT:
-                # RFC 2920 §3.1: the client "cannot assume that the DATA command will be
-                # rejected just because none of the RCPT TO commands worked"; if it "was
-                # accepted the client SMTP should send a single dot". The end of that empty
-                # message clears the transaction (RFC 5321 §4.1.1.4): no RSET after it.
-                wire.write(b".\r\n", 1)
-                [reply] = await wire.read(1)
-                if _ends_session(reply.code):
-                    wire.close()
-                return
-            if data is not None and _ends_session(data.code):
-                wire.close()
-                return
-            wire.write(b"RSET\r\n", 1)
+async def _one_at_a_time(wire: SmtpWire, commands: list[bytes]) -> list[SmtpReply]:
+    """MAIL, RCPT…, DATA without PIPELINING: each after the previous reply, stopping where
+    the transaction cannot go on (MAIL refused, a RCPT reply that ends the session, DATA
+    with no recipient accepted). SessionBroken carries the replies that came."""
+    replies: list[SmtpReply] = []
+    last = len(commands) - 1
+    try:
+        for index, command in enumerate(commands):
+            if index == last and not any(r.code in _RCPT_ACCEPTED for r in replies[1:]):
+                break
+            wire.write(command, 1)
             [reply] = await wire.read(1)
-        except SessionBroken:
+            replies.append(reply)
+            if index == 0:
+                if reply.code != _REPLY_OK:
+                    break
+            elif reply.code not in _RCPT_ACCEPTED and _ends_session(reply.code):
+                break
+    except SessionBroken as exc:
+        raise SessionBroken(exc.reason, replies) from exc
+    return replies
+
+
+def _lost(broken: SessionBroken | None) -> SmtpReply:
+    """A reply that did not come: the session broke before it."""
+    raise broken or SessionBroken("connection lost", [])
+
+
+async def _end_refused(
+    wire: SmtpWire, replies: list[SmtpReply], sent: int, code: int | None = None
+) -> None:
+    """End a refused transaction (RSET, or a lone dot after a 354), or drop the session.
+
+    ``replies`` are those to the ``sent`` commands of the envelope (DATA's is last when all
+    came); ``code`` is the refusal's: one that means the session is gone closes it.
+    """
+    if code is not None and _ends_session(code):
+        wire.close()
+        return
+    data = replies[-1] if len(replies) == sent else None
+    try:
+        if data is not None and data.code == _REPLY_START_INPUT:
+            # RFC 2920 §3.1: the client "cannot assume that the DATA command will be
+            # rejected just because none of the RCPT TO commands worked"; if it "was
+            # accepted the client SMTP should send a single dot". The end of that empty
+            # message clears the transaction (RFC 5321 §4.1.1.4): no RSET after it.
+            wire.write(b".\r\n", 1)
+            [reply] = await wire.read(1)
+            if _ends_session(reply.code):
+                wire.close()
+            return
+        if data is not None and _ends_session(data.code):
             wire.close()
             return
-        if reply.code != _REPLY_OK:
-            wire.close()
+        wire.write(b"RSET\r\n", 1)
+        [reply] = await wire.read(1)
+    except SessionBroken:
+        wire.close()
+        return
+    if reply.code != _REPLY_OK:
+        wire.close()
 
 
 def _ends_session(code: int) -> bool:
-    """421 (service closing, RFC 5321 §3.8) or no SMTP error at all: the session is gone."""
+    """For a refusal: 421 (service closing, RFC 5321 §3.8) or no SMTP error code at all
+    (a protocol mix-up): the session is gone."""
     return code == _REPLY_421 or not 400 <= code < 600
 
 
@@ -579,15 +574,15 @@ def _all_refused(refused: list[tuple[str, DeliveryError]]) -> DeliveryError:
 
 
 def _wire_body(message: bytes) -> bytes:
-    """The message as DATA sends it: CRLF lines, leading dots doubled, ``.`` line at the end."""
-    crlf = message.count(b"\r\n")
-    if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
-        message = _LINE_ENDINGS.sub(b"\r\n", message)
-    if not message.endswith(b"\r\n"):
-        message += b"\r\n"
-    if message.startswith(b".") or b"\n." in message:
-        message = _LEADING_DOT.sub(b"..", message)
-    return message + b".\r\n"
+    """The message as DATA sends it: leading dots doubled, ``.`` line at the end.
+
+    build_email_bytes writes CRLF line endings and nothing else, ending in CRLF (its tests
+    check every shape): so every line start but the first follows ``\n``, and no full-message
+    scan for stray CR or LF is needed (three of them cost more than the rest of this).
+    """
+    if message[:1] == b".":
+        message = b"." + message
+    return message.replace(b"\n.", b"\n..") + b".\r\n"  # RFC 5321 §4.5.2
 
 
 async def _wait_closed(protocols: list[SMTPProtocol | None], grace: float) -> None:

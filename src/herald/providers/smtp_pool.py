@@ -11,13 +11,25 @@ from herald.providers.smtp_wire import SessionBroken, SmtpWire
 class SmtpSession:
     """One established SMTP connection: its wire, what the server offers, its bookkeeping."""
 
-    __slots__ = ("extensions", "idle_since", "pipelining", "transactions", "wire")
+    __slots__ = (
+        "eight_bit",
+        "extensions",
+        "idle_since",
+        "pipelining",
+        "size",
+        "smtputf8",
+        "transactions",
+        "wire",
+    )
 
     def __init__(self, wire: SmtpWire, extensions: Mapping[str, str]) -> None:
         self.wire = wire
         #: EHLO keywords (lower case) and their parameters.
         self.extensions = extensions
-        self.pipelining = "pipelining" in extensions
+        self.pipelining = "pipelining" in extensions  # RFC 2920
+        self.size = "size" in extensions  # RFC 1870
+        self.eight_bit = "8bitmime" in extensions  # RFC 6152
+        self.smtputf8 = "smtputf8" in extensions  # RFC 6531
         self.transactions = 0
         self.idle_since = 0.0
 

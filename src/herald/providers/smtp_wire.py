@@ -16,6 +16,8 @@ from typing import Final, NamedTuple
 #: RFC 5321 §4.5.3.1.5 allows 512 octets a reply line, real EHLO replies are a few KB.
 MAX_LINE: Final = 8192
 MAX_REPLY: Final = 4 * MAX_LINE
+#: b"250" → 250: one dict lookup checks and converts a reply code (int() takes b" 25").
+_CODES: Final = {b"%d" % code: code for code in range(100, 1000)}
 
 
 class SmtpReply(NamedTuple):
@@ -26,6 +28,9 @@ class SmtpReply(NamedTuple):
 
     def __str__(self) -> str:
         return f"{self.code} {self.message}"
+
+
+_new_tuple = tuple.__new__  # SmtpReply(...) runs a Python-level __new__; this does not
 
 
 class ReplyError(ValueError):
@@ -59,8 +64,8 @@ class ReplyParser:
             self._partial = rest
         replies: list[SmtpReply] = []
         for line in lines:
-            code = line[:3]
-            if len(code) != 3 or not code.isdigit() or len(line) > MAX_LINE:
+            code = _CODES.get(line[:3])
+            if code is None or len(line) > MAX_LINE:
                 raise ReplyError(f"not an SMTP reply line: {line[:60]!r}")
             text = line[4:].strip(b" \t\r")
             if line[3:4] == b"-":
@@ -74,7 +79,8 @@ class ReplyParser:
                 text = b"\n".join(self._lines)
                 self._lines = []
                 self._size = 0
-            replies.append(SmtpReply(int(code), text.decode("utf-8", "surrogateescape")))
+            message = text.decode("utf-8", "surrogateescape")
+            replies.append(_new_tuple(SmtpReply, (code, message)))
         return replies
 
 
@@ -110,7 +116,7 @@ class SmtpWire(asyncio.Protocol):
         self._replies: list[SmtpReply] = []  # arrived, not yet read
         self._owed = 0  # replies the server still owes for what was written
         self._want = 0
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: asyncio.Future[list[SmtpReply]] | None = None
         self._failure: str | None = None
         self._released: asyncio.Future[None] = self._loop.create_future()
         self.deadline = 0.0
@@ -140,26 +146,21 @@ class SmtpWire(asyncio.Protocol):
         self._owed += replies
         self._transport.write(data)
 
-    async def read(self, count: int) -> list[SmtpReply]:
-        """The next ``count`` replies, in order; SessionBroken if they cannot all come."""
-        if len(self._replies) < count and self._failure is None:
+    def read(self, count: int) -> asyncio.Future[list[SmtpReply]]:
+        """The next ``count`` replies, in order, to await (one wait: a future, no coroutine).
+
+        It fails with SessionBroken if they cannot all come. One read at a time.
+        """
+        waiter: asyncio.Future[list[SmtpReply]] = self._loop.create_future()
+        if len(self._replies) >= count:
+            waiter.set_result(self._take(count))
+        elif self._failure is not None:
+            waiter.set_exception(SessionBroken(self._failure, self._take(len(self._replies))))
+        else:
             self._want = count
-            self._waiter = waiter = self._loop.create_future()
+            self._waiter = waiter
             self.deadline = self._loop.time() + self._timeout
-            try:
-                await waiter
-            finally:
-                self._waiter = None
-                self.deadline = 0.0
-        replies = self._replies
-        if len(replies) == count:
-            self._replies = []
-            return replies
-        if len(replies) > count:
-            self._replies = replies[count:]
-            return replies[:count]
-        self._replies = []
-        raise SessionBroken(self._failure or "connection lost", replies)
+        return waiter
 
     def close(self) -> None:
         """Close gracefully (TLS: close_notify first); pending and later reads fail."""
@@ -187,6 +188,14 @@ class SmtpWire(asyncio.Protocol):
             self._transport.abort()
             await asyncio.sleep(0)  # connection_lost is called soon, not now
 
+    def _take(self, count: int) -> list[SmtpReply]:
+        replies = self._replies
+        if len(replies) == count:
+            self._replies = []
+            return replies
+        self._replies = replies[count:]
+        return replies[:count]
+
     # -- asyncio.Protocol -----------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
@@ -198,22 +207,27 @@ class SmtpWire(asyncio.Protocol):
             return
         if not replies:
             return
+        unasked = None
         if len(replies) > self._owed:
             unasked = replies[self._owed]
             replies = replies[: self._owed]
-            self._fail(f"unexpected reply {unasked}")
-            self._transport.close()
         self._owed -= len(replies)
         if self._replies:
             self._replies.extend(replies)
         else:
             self._replies = replies
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
+        if waiter is not None:
             if len(self._replies) >= self._want:
-                waiter.set_result(None)
-            else:
+                self._waiter = None
+                self.deadline = 0.0
+                if not waiter.done():  # else the reader was cancelled
+                    waiter.set_result(self._take(self._want))
+            elif replies:
                 self.deadline = self._loop.time() + self._timeout
+        if unasked is not None:
+            self._fail(f"unexpected reply {unasked}")
+            self._transport.close()
 
     def eof_received(self) -> bool | None:
         self._fail("connection closed by the server")
@@ -228,5 +242,10 @@ class SmtpWire(asyncio.Protocol):
         if self._failure is None:
             self._failure = reason
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            self._waiter = None
+            self.deadline = 0.0
+            if not waiter.done():
+                # Those that came go with it: a 421 among them says why the rest did not.
+                replies = self._take(len(self._replies))
+                waiter.set_exception(SessionBroken(self._failure, replies))
