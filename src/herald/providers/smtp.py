@@ -219,12 +219,6 @@ class SmtpProvider:
                 raise
             finally:
                 self._pool.release(session)
-            log.debug(
-                "smtp.sent",
-                provider=self.name,
-                notification_id=delivery.notification_id,
-                reply=receipt.detail,
-            )
             return receipt
         raise TransientError(f"{self.name}: SMTP connections keep closing before MAIL FROM")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 
 from herald.providers.smtp_wire import SessionBroken, SmtpWire
@@ -43,9 +44,10 @@ class SessionPool:
     """Up to ``size`` sessions, lent out one caller at a time.
 
     Sessions are opened lazily and kept idle in LIFO order (the busiest stay warm, the
-    rest age out). A session is retired (QUIT) after ``max_messages`` transactions or
+    rest age out); a session given back while callers wait goes straight to the first of
+    them. A session is retired (QUIT) after ``max_messages`` transactions or
     ``idle_timeout`` seconds idle, and dropped at once if it broke. Retiring one keeps its
-    slot until QUIT is answered, so no more than ``size`` connections are ever open.
+    slot until its socket is closed, so no more than ``size`` connections are ever open.
 
     A watchdog ticking while any session is open enforces each wire's ``deadline`` and the
     idle timeout. Arming a deadline is a float store per wait, where asyncio.timeout() or
@@ -63,7 +65,9 @@ class SessionPool:
         command_timeout: float,
     ) -> None:
         self._connect = connect
-        self._slots = asyncio.Semaphore(size)
+        self._free = size  # slots not held by a session in use, opening or retiring
+        # Callers waiting for a slot (result None) or a session handed over with its slot.
+        self._waiters: deque[asyncio.Future[SmtpSession | None]] = deque()
         self._max_messages = max_messages
         self._idle_timeout = idle_timeout
         self._command_timeout = command_timeout
@@ -76,7 +80,19 @@ class SessionPool:
 
     async def acquire(self) -> SmtpSession:
         """A live session: an idle one if any, else a new connection (waits for a slot)."""
-        await self._slots.acquire()
+        if self._free:  # then nobody waits: slots go to waiters first
+            self._free -= 1
+        else:
+            waiter: asyncio.Future[SmtpSession | None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                handed = await waiter
+            except BaseException:
+                if not waiter.cancelled():  # handed something just before the cancellation
+                    self._pass_on(waiter.result())
+                raise
+            if handed is not None:
+                return handed
         try:
             if self._idle:
                 deadline = asyncio.get_running_loop().time() - self._idle_timeout
@@ -91,20 +107,31 @@ class SessionPool:
                 self._ticker = asyncio.get_running_loop().call_later(self._tick_every, self._tick)
             return session
         except BaseException:
-            self._slots.release()
+            self._pass_on(None)
             raise
 
     def release(self, session: SmtpSession) -> None:
         """Give a session back: kept if still usable, else retired or dropped."""
         if not session.wire.is_open:
             session.wire.close()
-            self._slots.release()
+            self._pass_on(None)
         elif self.closed or session.transactions >= self._max_messages:
             self._retire(session, holds_slot=True)
         else:
             session.idle_since = asyncio.get_running_loop().time()
+            self._pass_on(session)
+
+    def _pass_on(self, session: SmtpSession | None) -> None:
+        """A slot (with this session, if any) to the first caller waiting, else back."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():  # cancelled ones are
+                waiter.set_result(session)
+                return
+        if session is not None:
             self._idle.append(session)
-            self._slots.release()
+        self._free += 1
 
     async def aclose(self) -> None:
         """QUIT every idle session and wait until their sockets are released.
@@ -157,4 +184,4 @@ class SessionPool:
             if holds_slot:
                 # Only once the socket is gone: at no time more than `size` connections.
                 await wire.wait_released(self._command_timeout)
-                self._slots.release()
+                self._pass_on(None)
