@@ -12,6 +12,7 @@ become :class:`RecipientRejection`\\ s, a lost reply to the end of DATA becomes
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import socket
 import ssl
@@ -437,10 +438,10 @@ class SmtpProvider:
         if session.eight_bit and not body.isascii():
             params.append(b"BODY=8BITMIME")
         try:
-            path = _path(b"FROM:", mail_from, encoding)
+            mail = _mail_from(mail_from, encoding)
         except ValueError as exc:
             raise PermanentError(f"invalid sender: {exc}") from exc
-        return b" ".join([b"MAIL", path, *params]) + b"\r\n", encoding
+        return b" ".join([mail, *params]) + b"\r\n", encoding
 
 
 async def _one_at_a_time(wire: SmtpWire, commands: list[bytes]) -> list[SmtpReply]:
@@ -510,6 +511,12 @@ def _ends_session(code: int) -> bool:
     """For a refusal: 421 (service closing, RFC 5321 §3.8) or no SMTP error code at all
     (a protocol mix-up): the session is gone."""
     return code == _REPLY_421 or not 400 <= code < 600
+
+
+@functools.lru_cache(maxsize=64)  # a provider sends from a handful of addresses
+def _mail_from(address: str, encoding: str) -> bytes:
+    """``MAIL FROM:<addr>``; ValueError for an address :func:`_path` refuses."""
+    return b"MAIL " + _path(b"FROM:", address, encoding)
 
 
 def _path(prefix: bytes, address: str, encoding: str) -> bytes:
