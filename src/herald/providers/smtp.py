@@ -234,17 +234,19 @@ class SmtpProvider:
                 raise TransientError(f"{self._where}: {exc.message}", code=exc.code) from exc
             reused = session.reused
             wire = session.wire
+            failure: str | None = "cancelled"  # then its reply may still come: drop the session
             try:
                 wire.write(b"NOOP\r\n", 1)
                 [reply] = await wire.read(1)
-                if reply.code == _REPLY_OK:
-                    return
-                failure = str(reply)
+                failure = None if reply.code == _REPLY_OK else str(reply)
             except SessionBroken as exc:
                 failure = exc.reason
             finally:
+                if failure is not None:
+                    wire.close()  # before release() could hand it to a sender
                 self._pool.release(session)
-            wire.close()
+            if failure is None:
+                return
             if not reused:
                 raise TransientError(f"{self._where}: NOOP failed: {failure}")
         raise TransientError(f"{self._where}: SMTP connections keep closing")

@@ -46,7 +46,7 @@ class SessionPool:
     Sessions are opened lazily and kept idle in LIFO order (the busiest stay warm, the
     rest age out); a session given back while callers wait goes straight to the first of
     them. A session is retired (QUIT) after ``max_messages`` transactions or
-    ``idle_timeout`` seconds idle, and dropped at once if it broke. Retiring one keeps its
+    ``idle_timeout`` seconds idle, and dropped at once if it broke. Retiring one holds a
     slot until its socket is closed, so no more than ``size`` connections are ever open.
 
     A watchdog ticking while any session is open enforces each wire's ``deadline`` and the
@@ -116,7 +116,7 @@ class SessionPool:
             session.wire.close()
             self._pass_on(None)
         elif self.closed or session.transactions >= self._max_messages:
-            self._retire(session, holds_slot=True)
+            self._retire(session)
         else:
             session.idle_since = asyncio.get_running_loop().time()
             self._pass_on(session)
@@ -141,7 +141,7 @@ class SessionPool:
         self.closed = True
         idle, self._idle = self._idle, []
         for session in idle:
-            self._retire(session, holds_slot=False)
+            self._retire_idle(session)
         if self._retiring:
             await asyncio.gather(*self._retiring, return_exceptions=True)
         closing = [s.wire for s in self._sessions if not s.wire.is_open and not s.wire.released]
@@ -162,17 +162,24 @@ class SessionPool:
                 wire.time_out()  # the pending read fails with SessionBroken
         idle_limit = now - self._idle_timeout
         while self._idle and self._idle[0].idle_since <= idle_limit:
-            self._retire(self._idle.pop(0), holds_slot=False)
+            self._retire_idle(self._idle.pop(0))
         self._sessions = {s for s in self._sessions if not s.wire.released}
         if self._sessions:
             self._ticker = loop.call_later(self._tick_every, self._tick)
 
-    def _retire(self, session: SmtpSession, *, holds_slot: bool) -> None:
-        task = asyncio.get_running_loop().create_task(self._quit(session.wire, holds_slot))
+    def _retire_idle(self, session: SmtpSession) -> None:
+        # An idle session stands for a free slot (there are never more idle sessions than
+        # free slots): it takes that slot while it closes.
+        self._free -= 1
+        self._retire(session)
+
+    def _retire(self, session: SmtpSession) -> None:
+        """QUIT in the background; the slot the session holds is freed once it is closed."""
+        task = asyncio.get_running_loop().create_task(self._quit(session.wire))
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
 
-    async def _quit(self, wire: SmtpWire, holds_slot: bool) -> None:
+    async def _quit(self, wire: SmtpWire) -> None:
         try:
             if wire.is_open:
                 wire.write(b"QUIT\r\n", 1)
@@ -181,7 +188,6 @@ class SessionPool:
             pass
         finally:
             wire.close()
-            if holds_slot:
-                # Only once the socket is gone: at no time more than `size` connections.
-                await wire.wait_released(self._command_timeout)
-                self._pass_on(None)
+            # Only once the socket is gone: at no time more than `size` connections.
+            await wire.wait_released(self._command_timeout)
+            self._pass_on(None)
