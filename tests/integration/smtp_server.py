@@ -83,8 +83,9 @@ class _Behaviour:
         default_factory=lambda: collections.defaultdict(collections.deque)
     )
     rules: dict[str, _Rule] = field(default_factory=dict)
-    #: Answer DATA with 354 even when no recipient was accepted (RFC 2920 §3.1 allows it).
-    data_without_recipients: bool = False
+    #: Answer DATA with 354 even when no recipient was accepted (RFC 2920 §3.1 allows it),
+    #: and the end of that data with this.
+    data_without_recipients: Reply | None = None
 
 
 class SmtpTestServer:
@@ -271,15 +272,17 @@ class SmtpTestServer:
         """Answer the command at ``stage`` with ``reply``, then close the connection."""
         self._set_rule(stage, _Rule("shut_down", 0.0, times, reply))
 
-    def answer_data_without_recipients(self) -> None:
+    def answer_data_without_recipients(
+        self, end: Reply = (554, "5.5.1 Error: no valid recipients")
+    ) -> None:
         """Answer DATA with 354 even when every RCPT was refused, until :meth:`reset`.
 
         aiosmtpd says 503 then, as most servers do; RFC 2920 §3.1 warns clients that a
         server may not. What the client sends until its final dot goes to :attr:`empty_data`,
-        and the end is answered ``554 5.5.1 Error: no valid recipients``.
+        and the end is answered with ``end``.
         """
         with self._lock:
-            self._behaviour.data_without_recipients = True
+            self._behaviour.data_without_recipients = end
 
     def drop_connections(self, *, saying: str | None = None) -> None:
         """Close every open client connection now (as a server restart or idle timeout would).
@@ -340,7 +343,7 @@ class SmtpTestServer:
         with self._lock:
             self._empty_data.append(data)
 
-    def _answers_data_without_recipients(self) -> bool:
+    def _answers_data_without_recipients(self) -> Reply | None:
         with self._lock:
             return self._behaviour.data_without_recipients
 
@@ -494,7 +497,7 @@ class _RecordingSMTP(SMTP):
         elif (
             envelope is not None
             and envelope.mail_from is not None
-            and self._owner._answers_data_without_recipients()
+            and (end := self._owner._answers_data_without_recipients()) is not None
         ):
             await self.push("354 End data with <CR><LF>.<CR><LF>")
             lines: list[bytes] = []
@@ -502,7 +505,7 @@ class _RecordingSMTP(SMTP):
                 lines.append(line)
             self._owner._record_empty_data(b"".join(lines))
             self._set_post_data_state()
-            await self.push("554 5.5.1 Error: no valid recipients")
+            await self.push(_status(end))
             return
         await super().smtp_DATA(arg)
 

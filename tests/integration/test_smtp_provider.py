@@ -604,10 +604,13 @@ async def test_many_recipients_refusals_are_matched_to_the_right_address(
     assert message.rcpt_tos == tuple(a for a in to if a not in refused)
 
 
+@pytest.mark.parametrize(
+    "end", [(554, "5.5.1 Error: no valid recipients"), (250, "2.0.0 Ok: nothing to deliver")]
+)
 async def test_every_recipient_refused_but_data_accepted_ends_with_a_lone_dot(
-    smtp_server: SmtpTestServer, make_provider: MakeProvider
+    end: tuple[int, str], smtp_server: SmtpTestServer, make_provider: MakeProvider
 ):
-    smtp_server.answer_data_without_recipients()
+    smtp_server.answer_data_without_recipients(end)
     smtp_server.reject_recipient("a@example.org", 550, "5.1.1 No such user")
     smtp_server.reject_recipient("b@example.org", 550, "5.1.1 No such user")
     provider = make_provider(smtp_server)

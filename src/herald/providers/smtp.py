@@ -494,7 +494,7 @@ async def _end_refused(
             # message clears the transaction (RFC 5321 §4.1.1.4): no RSET after it.
             wire.write(b".\r\n", 1)
             [reply] = await wire.read(1)
-            if _ends_session(reply.code):
+            if reply.code == _REPLY_421 or not 200 <= reply.code < 600:  # any verdict will do
                 wire.close()
             return
         if data is not None and _ends_session(data.code):
