@@ -1,7 +1,9 @@
 """Shared fixtures: real SQLite files and real PostgreSQL databases.
 
-PostgreSQL tests use a fresh database per test, cloned from a migrated template. Locally
-they are skipped when no server answers; with ``CI=true`` a missing server is a failure.
+PostgreSQL tests use a fresh database per test, cloned from a migrated template. The
+template is per session: several checkouts (branches with other migrations) may run their
+tests against the same server at once. Locally the tests are skipped when no server
+answers; with ``CI=true`` a missing server is a failure.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_ADMIN = os.environ.get(
     "HERALD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-TEMPLATE = "herald_test_template"
 
 
 def require(service: str, reason: str) -> None:
@@ -56,24 +57,25 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_template() -> str:
-    """A migrated template database, built once per test session."""
+def postgres_template() -> Iterator[str]:
+    """A migrated template database, built once per test session and dropped after it."""
     try:
         asyncio.run(_admin("SELECT 1"))
     except (OSError, asyncpg.PostgresError) as exc:
         require("PostgreSQL", str(exc))
+    template = f"herald_test_template_{uuid.uuid4().hex[:12]}"
 
     async def build() -> None:
-        await _admin(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
-        await _admin(f"CREATE DATABASE {TEMPLATE}")
-        database = Database(_database_url(TEMPLATE))
+        await _admin(f"CREATE DATABASE {template}")
+        database = Database(_database_url(template))
         try:
             await upgrade(database)
         finally:
             await database.dispose()
 
     asyncio.run(build())
-    return TEMPLATE
+    yield template
+    asyncio.run(_admin(f"DROP DATABASE IF EXISTS {template} WITH (FORCE)"))
 
 
 @pytest.fixture
