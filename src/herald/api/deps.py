@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from email.message import Message
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 
 from herald.runtime import Herald
 
@@ -16,6 +17,18 @@ def _herald(request: Request) -> Herald:
 
 async def authenticated(request: Request) -> None:
     await request.app.state.key_check(request)
+
+
+async def json_content(request: Request) -> None:
+    """415 unless the body is declared JSON: otherwise FastAPI hands the model raw bytes and
+    the caller gets a puzzling "body: should be a valid dictionary" for a valid JSON body."""
+    message = Message()
+    message["content-type"] = request.headers.get("content-type", "")
+    subtype = message.get_content_subtype()
+    if message.get_content_maintype() != "application" or not (
+        subtype == "json" or subtype.endswith("+json")
+    ):
+        raise HTTPException(415, "send the body as JSON, with Content-Type: application/json")
 
 
 HeraldDep = Annotated[Herald, Depends(_herald)]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel
 
-from herald.api.deps import HeraldDep
+from herald.api.deps import HeraldDep, json_content
 from herald.api.errors import ERRORS
 from herald.domain.channels import Channel
 from herald.domain.errors import InvalidRequest
@@ -41,6 +41,7 @@ class NotificationPage(BaseModel):
     status_code=202,
     response_model=NotificationView,
     responses=ERRORS,
+    dependencies=[Depends(json_content)],
     summary="Accept a notification",
 )
 async def create_notification(
@@ -67,6 +68,7 @@ async def create_notification(
     status_code=202,
     response_model=BatchResponse,
     responses=ERRORS,
+    dependencies=[Depends(json_content)],
     summary="Accept up to 1,000 notifications in one transaction",
 )
 async def create_batch(

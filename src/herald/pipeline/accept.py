@@ -12,6 +12,9 @@ import hashlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
 
 import orjson
 
@@ -20,6 +23,7 @@ from herald.domain.errors import Conflict, InvalidRequest
 from herald.domain.ids import new_id
 from herald.domain.status import Status
 from herald.pipeline.email import EmailLimits, prepare_email
+from herald.pipeline.errors import field_path
 from herald.pipeline.requests import NotificationRequest
 from herald.store.notifications import KeyConflict, NotificationStore
 from herald.store.records import Accepted, NewNotification
@@ -65,6 +69,9 @@ class Pipeline:
                 "unsupported channel",
                 {"channel": f"channel {request.channel.value!r} is not available yet"},
             )
+        unstorable = unstorable_values(request)
+        if unstorable:
+            raise InvalidRequest("the notification is not valid", unstorable)
         errors: dict[str, str] = {}
         send_at = request.send_at.timestamp() if request.send_at else now
         expires_at = request.expires_at.timestamp() if request.expires_at else None
@@ -168,6 +175,48 @@ class Pipeline:
                     future.set_result(result)
             if committed:
                 self._on_commit(committed)
+
+
+def unstorable_values(request: NotificationRequest) -> dict[str, str]:
+    """Field errors for values JSON cannot carry on to the store: lone surrogates (JSON
+    allows ``"\\ud800"``, UTF-8 does not), integers past 64 bits, and (from library
+    callers) ``metadata`` values that are not JSON at all, such as sets."""
+    data = request.model_dump(by_alias=True, exclude_none=True)
+    try:
+        orjson.dumps(data)
+    except orjson.JSONEncodeError:
+        found: dict[str, str] = {}
+        _find_unstorable(data, (), found)
+        return found or {"body": "contains a value that cannot be stored as JSON"}
+    return {}
+
+
+def _find_unstorable(value: Any, loc: tuple[int | str, ...], found: dict[str, str]) -> None:
+    if isinstance(value, str):
+        if not _is_utf8(value):
+            found[field_path(loc)] = "not valid Unicode text (a lone surrogate)"
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not -(2**63) <= value < 2**64:
+            found[field_path(loc)] = "integers must fit in 64 bits"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not _is_utf8(key):
+                found[field_path(loc)] = "a key is not valid Unicode text (a lone surrogate)"
+            else:
+                _find_unstorable(item, (*loc, key), found)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _find_unstorable(item, (*loc, index), found)
+    elif not isinstance(value, float | datetime | Enum | None):
+        found[field_path(loc)] = f"not a JSON value ({type(value).__name__})"
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def request_hash(request: NotificationRequest) -> str:

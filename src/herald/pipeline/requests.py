@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from herald.domain.channels import Channel
 
@@ -14,6 +16,28 @@ def _one_or_many(value: Any) -> Any:
 
 
 Recipients = Annotated[list[str], BeforeValidator(_one_or_many)]
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _no_control_characters(value: str) -> str:
+    # Stored in plain text columns: PostgreSQL refuses NUL, and no id needs a line break.
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _representable(value: datetime) -> datetime:
+    # "9999-12-31T23:59:59-12:00" parses, but is past the last datetime Python can show in UTC.
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range (in UTC, between years 1 and 9999)") from None
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(_no_control_characters)]
+Moment = Annotated[AwareDatetime, AfterValidator(_representable)]
 
 
 class AttachmentIn(BaseModel):
@@ -38,7 +62,7 @@ class NotificationRequest(BaseModel):
     to: Recipients = Field(
         min_length=1, description="Recipient address, or a list of them (email)."
     )
-    recipient_id: str | None = Field(
+    recipient_id: Identifier | None = Field(
         default=None, max_length=200, description="Your id for the recipient, for filtering."
     )
     sender: str | None = Field(
@@ -59,11 +83,11 @@ class NotificationRequest(BaseModel):
         default=None, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
     )
     priority: int = Field(default=5, ge=0, le=9, description="9 is the most urgent.")
-    send_at: AwareDatetime | None = Field(default=None, description="Deliver no earlier.")
-    expires_at: AwareDatetime | None = Field(
+    send_at: Moment | None = Field(default=None, description="Deliver no earlier.")
+    expires_at: Moment | None = Field(
         default=None, description="Give up (status `expired`) if not sent by then."
     )
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+    idempotency_key: Identifier | None = Field(default=None, min_length=1, max_length=255)
     metadata: dict[str, Any] | None = None
 
 
