@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -115,3 +116,31 @@ async def sqlite_api(sqlite_url: str) -> AsyncIterator[Api]:
     """The API on SQLite only, for tests where the database does not matter."""
     async with running_api(sqlite_url) as running:
         yield running
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 30.0) -> None:
+    """Wait until ``check()`` is true, for work done in the background (a worker, a server).
+
+    The deadline is generous on purpose: it only guards against hanging, never measures.
+    """
+    try:
+        async with asyncio.timeout(within):
+            # Polling: the state lives in the database, there is no event to wait on.
+            while True:
+                if await check():
+                    return
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"not true within {within} s") from None
+
+
+async def status_becomes(api: Api, notification_id: str, status: str) -> dict[str, Any]:
+    """Wait for a background worker to move a notification to ``status``; returns it."""
+    found: dict[str, Any] = {}
+
+    async def reached() -> bool:
+        found.update(await api.get(notification_id))
+        return bool(found["status"] == status)
+
+    await eventually(reached)
+    return found

@@ -112,6 +112,11 @@ INVALID = [
         id="truncated base64",
     ),
     pytest.param(
+        email(attachments=attachment(content_base64="YWJj\u00e9")),
+        "attachments[0].content_base64",
+        id="non-ASCII base64",
+    ),
+    pytest.param(
         email(attachments=attachment(filename="../etc/passwd")),
         "attachments[0].filename",
         id="slash in a filename",

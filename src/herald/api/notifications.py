@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator
 
 from herald.api.deps import HeraldDep, json_content
 from herald.api.errors import ERRORS
@@ -24,6 +24,20 @@ IdempotencyKey = Annotated[
         max_length=255,
         description="Same key and body: the same notification back; another body: 409.",
     ),
+]
+
+
+def _split_commas(values: Any) -> Any:
+    """``?status=queued,sent`` as well as ``?status=queued&status=sent``."""
+    if not isinstance(values, list):
+        return values
+    return [part.strip() for value in values for part in str(value).split(",") if part.strip()]
+
+
+StatusFilter = Annotated[
+    list[Status] | None,
+    BeforeValidator(_split_commas),
+    Query(description="Repeat, or separate with commas."),
 ]
 
 
@@ -100,9 +114,7 @@ async def get_notification(notification_id: str, herald: HeraldDep) -> Notificat
 )
 async def list_notifications(
     herald: HeraldDep,
-    status: Annotated[
-        list[Status] | None, Query(description="Repeat, or separate with commas.")
-    ] = None,
+    status: StatusFilter = None,
     channel: Channel | None = None,
     to: Annotated[str | None, Query(description="The primary recipient address.")] = None,
     recipient_id: str | None = None,

@@ -172,7 +172,7 @@ def _attachments(
         encoded = "".join(attachment.content_base64.split())
         try:
             total += len(binascii.a2b_base64(encoded, strict_mode=True))
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or non-ASCII input
             errors[f"{path}.content_base64"] = f"not valid base64: {exc}"
             continue
         prepared.append(
