@@ -6,6 +6,7 @@ from email.message import Message
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from herald.runtime import Herald
 
@@ -15,7 +16,18 @@ def _herald(request: Request) -> Herald:
     return herald
 
 
-async def authenticated(request: Request) -> None:
+# Declared for OpenAPI (the "Authorize" button); the key itself is checked by KeyCheck,
+# which also decides whether a key is needed at all.
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An API key from HERALD_API_KEYS or `herald keys create`; required once any "
+    "key exists.",
+)
+
+
+async def authenticated(
+    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
     await request.app.state.key_check(request)
 
 

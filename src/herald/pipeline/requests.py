@@ -6,7 +6,15 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
 
 from herald.domain.channels import Channel
 
@@ -15,7 +23,16 @@ def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
-Recipients = Annotated[list[str], BeforeValidator(_one_or_many)]
+def _one_or_many_schema(min_items: int) -> WithJsonSchema:
+    # What clients may send (a string or a list), not the list it is turned into.
+    array: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+    if min_items:
+        array["minItems"] = min_items
+    return WithJsonSchema({"anyOf": [{"type": "string"}, array]})
+
+
+Recipients = Annotated[list[str], BeforeValidator(_one_or_many), _one_or_many_schema(0)]
+PrimaryRecipients = Annotated[list[str], BeforeValidator(_one_or_many), _one_or_many_schema(1)]
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -59,7 +76,7 @@ class NotificationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     channel: Channel
-    to: Recipients = Field(
+    to: PrimaryRecipients = Field(
         min_length=1, description="Recipient address, or a list of them (email)."
     )
     recipient_id: Identifier | None = Field(
