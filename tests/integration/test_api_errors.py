@@ -345,3 +345,35 @@ async def test_bad_query_parameters_are_422(api: Api):
     ]:
         response = await api.client.get("/v1/notifications", params=params)
         assert field in assert_error(response, 422, "invalid_request")["fields"], params
+
+
+@pytest.mark.parametrize("path", ["/v1/notifications", "/v1/notifications/batch"])
+async def test_an_empty_idempotency_key_header_is_422(api: Api, path: str):
+    body = email() if path.endswith("notifications") else {"notifications": [email()]}
+    for _ in range(2):  # the second one used to collide with the first and fail with a 500
+        response = await api.client.post(path, json=body, headers={"Idempotency-Key": ""})
+        error = assert_error(response, 422, "invalid_request")
+        assert error["fields"] == {"idempotency_key": "must not be empty"}
+    assert await api.count() == 0
+
+
+async def test_idempotency_key_header_length(api: Api):
+    response = await api.client.post(
+        "/v1/notifications", json=email(), headers={"Idempotency-Key": "k" * 256}
+    )
+    assert "Idempotency-Key" in assert_error(response, 422, "invalid_request")["fields"]
+
+    # A batch derives "<key>:<i>" for item i, and that has to fit too.
+    batch = {"notifications": [email(to=f"u{n}@example.org") for n in range(11)]}
+    response = await api.client.post(
+        "/v1/notifications/batch", json=batch, headers={"Idempotency-Key": "k" * 253}
+    )
+    error = assert_error(response, 422, "invalid_request")
+    assert "at most 252 characters" in error["fields"]["idempotency_key"]
+    assert await api.count() == 0
+
+    response = await api.client.post(
+        "/v1/notifications/batch", json=batch, headers={"Idempotency-Key": "k" * 252}
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["items"][10]["idempotency_key"] == "k" * 252 + ":10"

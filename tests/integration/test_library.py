@@ -142,6 +142,23 @@ async def test_invalid_input_raises_with_field_level_reasons(herald: Herald):
         await herald.send_email(to="a@example.org", subject="s", text="t", metadata={"ids": {1}})
     assert set(caught.value.fields) == {"metadata.ids"}
 
+    for key in ("", "k" * 256, "line\nbreak"):
+        with pytest.raises(InvalidRequest) as caught:
+            await herald.send_email(to="a@example.org", subject="s", text="t", idempotency_key=key)
+        assert set(caught.value.fields) == {"idempotency_key"}
+        with pytest.raises(InvalidRequest) as caught:  # the argument, not a body field
+            await herald.send(
+                {"channel": "email", "to": "a@example.org", "subject": "s", "text": "t"},
+                idempotency_key=key,
+            )
+        assert set(caught.value.fields) == {"idempotency_key"}
+        with pytest.raises(InvalidRequest) as caught:
+            await herald.send_batch(
+                [{"channel": "email", "to": "a@example.org", "subject": "s", "text": "t"}],
+                idempotency_key=key,
+            )
+        assert set(caught.value.fields) == {"idempotency_key"}
+
     with pytest.raises(InvalidRequest) as caught:
         await herald.send_email(to="a@example.org", subject="s", text="t", colour="blue")
     assert caught.value.fields == {"colour": "unknown field"}

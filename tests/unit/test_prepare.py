@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from herald.domain.errors import InvalidRequest
-from herald.pipeline.accept import AcceptPolicy, Pipeline, unstorable_values
+from herald.pipeline.accept import AcceptPolicy, Pipeline, key_problem, unstorable_values
 from herald.pipeline.email import EmailLimits
 from herald.pipeline.requests import NotificationRequest
 from herald.runtime import validate_request
@@ -118,6 +118,35 @@ def test_batch_errors_are_prefixed_with_the_index():
 
     rows = PIPELINE.prepare_batch([good, good], now=NOW, idempotency_key="b")
     assert [row["idempotency_key"] for row in rows] == ["b:0", "b:1"]
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("order-42", None),
+        ("k" * 255, None),
+        ("Zoë's order · 42", None),
+        ("", "must not be empty"),
+        ("k" * 256, "at most 255 characters"),
+        ("a\x00b", "must not contain control characters"),
+        ("a\r\nb", "must not contain control characters"),
+    ],
+)
+def test_key_problem(key: str, problem: str | None):
+    assert key_problem(key) == problem
+
+
+def test_keys_from_outside_the_body_are_checked():
+    parsed = validate_request({"channel": "email", "to": "a@x.org", "subject": "s", "text": "t"})
+    for key in ("", "k" * 256):
+        with pytest.raises(InvalidRequest) as caught:
+            PIPELINE.prepare(parsed, now=NOW, idempotency_key=key)
+        assert caught.value.fields.keys() == {"idempotency_key"}
+    # A batch key must leave room for ":<index>" of its last item.
+    PIPELINE.prepare_batch([parsed] * 10, now=NOW, idempotency_key="k" * 253)
+    with pytest.raises(InvalidRequest) as caught:
+        PIPELINE.prepare_batch([parsed] * 11, now=NOW, idempotency_key="k" * 253)
+    assert "at most 252 characters" in caught.value.fields["idempotency_key"]
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,11 @@ from herald.domain.ids import new_id
 from herald.domain.status import Status
 from herald.pipeline.email import EmailLimits, prepare_email
 from herald.pipeline.errors import field_path
-from herald.pipeline.requests import NotificationRequest
+from herald.pipeline.requests import (
+    CONTROL_CHARACTERS,
+    MAX_IDEMPOTENCY_KEY,
+    NotificationRequest,
+)
 from herald.store.notifications import KeyConflict, NotificationStore
 from herald.store.records import Accepted, NewNotification
 
@@ -64,6 +68,8 @@ class Pipeline:
     ) -> NewNotification:
         """Validate one request and build its row; raises InvalidRequest with field errors."""
         key = request.idempotency_key or idempotency_key
+        if key is not None and (problem := key_problem(key)):
+            raise InvalidRequest("the idempotency key is not valid", {"idempotency_key": problem})
         if request.channel is not Channel.EMAIL:
             raise InvalidRequest(
                 "unsupported channel",
@@ -120,6 +126,15 @@ class Pipeline:
         self, requests: Sequence[NotificationRequest], *, now: float, idempotency_key: str | None
     ) -> list[NewNotification]:
         """Prepare every item; all errors are reported at once, prefixed by the item's index."""
+        if idempotency_key is not None:
+            problem = key_problem(idempotency_key)
+            longest = MAX_IDEMPOTENCY_KEY - len(f":{max(len(requests) - 1, 0)}")
+            if problem is None and len(idempotency_key) > longest:
+                problem = f"at most {longest} characters for this batch: item i gets '<key>:<i>'"
+            if problem:
+                raise InvalidRequest(
+                    "the idempotency key is not valid", {"idempotency_key": problem}
+                )
         rows: list[NewNotification] = []
         errors: dict[str, str] = {}
         for index, request in enumerate(requests):
@@ -175,6 +190,18 @@ class Pipeline:
                     future.set_result(result)
             if committed:
                 self._on_commit(committed)
+
+
+def key_problem(key: str) -> str | None:
+    """Why an idempotency key from outside the body (a header, a library argument, a batch's
+    derived ``<key>:<i>``) cannot be used; the body's own key is checked by its model."""
+    if not key:
+        return "must not be empty"
+    if len(key) > MAX_IDEMPOTENCY_KEY:
+        return f"at most {MAX_IDEMPOTENCY_KEY} characters"
+    if CONTROL_CHARACTERS.search(key):
+        return "must not contain control characters"
+    return None
 
 
 def unstorable_values(request: NotificationRequest) -> dict[str, str]:

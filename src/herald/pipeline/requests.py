@@ -34,12 +34,14 @@ def _one_or_many_schema(min_items: int) -> WithJsonSchema:
 Recipients = Annotated[list[str], BeforeValidator(_one_or_many), _one_or_many_schema(0)]
 PrimaryRecipients = Annotated[list[str], BeforeValidator(_one_or_many), _one_or_many_schema(1)]
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+#: The length of the idempotency_key column.
+MAX_IDEMPOTENCY_KEY = 255
 
 
 def _no_control_characters(value: str) -> str:
     # Stored in plain text columns: PostgreSQL refuses NUL, and no id needs a line break.
-    if _CONTROL.search(value):
+    if CONTROL_CHARACTERS.search(value):
         raise ValueError("must not contain control characters")
     return value
 
@@ -104,7 +106,9 @@ class NotificationRequest(BaseModel):
     expires_at: Moment | None = Field(
         default=None, description="Give up (status `expired`) if not sent by then."
     )
-    idempotency_key: Identifier | None = Field(default=None, min_length=1, max_length=255)
+    idempotency_key: Identifier | None = Field(
+        default=None, min_length=1, max_length=MAX_IDEMPOTENCY_KEY
+    )
     metadata: dict[str, Any] | None = None
 
 
