@@ -342,9 +342,14 @@ async def test_bad_query_parameters_are_422(api: Api):
         ({"limit": 201}, "limit"),
         ({"status": "posted"}, "status[0]"),
         ({"channel": "fax"}, "channel"),
+        ({"cursor": "zzz"}, "cursor"),
+        ({"cursor": "0190C8D2-0000-7000-8000-000000000000"}, "cursor"),
     ]:
         response = await api.client.get("/v1/notifications", params=params)
         assert field in assert_error(response, 422, "invalid_request")["fields"], params
+    for path in ("/v1/dead-letters", "/v1/captured"):
+        response = await api.client.get(path, params={"cursor": "not-a-cursor"})
+        assert "cursor" in assert_error(response, 422, "invalid_request")["fields"], path
 
 
 @pytest.mark.parametrize("path", ["/v1/notifications", "/v1/notifications/batch"])

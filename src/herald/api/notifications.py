@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
@@ -39,6 +40,11 @@ StatusFilter = Annotated[
     BeforeValidator(_split_commas),
     Query(description="Repeat, or separate with commas."),
 ]
+
+
+# Cursors are notification ids (lowercase UUIDs). Anything else would compare as text and
+# silently return the wrong page.
+_CURSOR = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class BatchResponse(BaseModel):
@@ -156,6 +162,8 @@ async def page(
     cursor: str | None,
     limit: int,
 ) -> NotificationPage:
+    if cursor is not None and not _CURSOR.fullmatch(cursor):
+        raise InvalidRequest("bad cursor", {"cursor": "use next_cursor from the previous page"})
     rows = await herald.notifications.list(
         status=statuses,
         channel=channel,
