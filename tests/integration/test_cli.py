@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from herald import Channel, Herald, PermanentError
+from herald import Channel, Herald, NotificationView, PermanentError
 from herald.testing import RecordingProvider
 
 HERALD = Path(sys.executable).with_name("herald")
@@ -62,16 +62,16 @@ def test_send_email_prints_the_accepted_notification(env: dict[str, str], sqlite
     assert printed["status"] == "queued"
     assert printed["to"] == ["alice@example.org", "bob@example.org"]
 
-    async def stored() -> Herald:
+    async def stored() -> NotificationView:
         async with Herald(sqlite_url) as embedded:
-            view = await embedded.get(printed["id"])
-            assert view.content is not None
-            assert view.content.cc == ["carol@example.org"]
-            assert view.content.from_ == "Shop <shop@example.org>"
-            assert view.content.text == "It is on its way."
-            return embedded
+            return await embedded.get(printed["id"])
 
-    asyncio.run(stored())
+    view = asyncio.run(stored())
+    assert view.status == "queued"
+    assert view.content is not None
+    assert view.content.cc == ["carol@example.org"]
+    assert view.content.from_ == "Shop <shop@example.org>"
+    assert view.content.text == "It is on its way."
 
 
 def test_send_email_with_an_idempotency_key_replays(env: dict[str, str]):

@@ -376,10 +376,11 @@ async def test_stopping_the_worker_keeps_an_outcome_that_is_being_written(postgr
             provider.release.set()
 
             async def write_waits() -> bool:
-                waiting = await locker.fetchval(
-                    "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()"
+                blocked = await locker.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
                 )
-                return bool(waiting)
+                return bool(blocked)
 
             await eventually(write_waits)
             # A graceful stop should wait for that write; give it a moment to show whether

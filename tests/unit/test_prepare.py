@@ -221,7 +221,7 @@ request_fields = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(request_fields)
 def test_prepare_accepts_or_raises_invalid_request(fields: dict[str, Any]):
     try:
