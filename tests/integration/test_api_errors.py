@@ -382,3 +382,32 @@ async def test_idempotency_key_header_length(api: Api):
     )
     assert response.status_code == 202, response.text
     assert response.json()["items"][10]["idempotency_key"] == "k" * 252 + ":10"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/notifications/{}"),
+        ("POST", "/v1/notifications/{}/cancel"),
+        ("POST", "/v1/dead-letters/{}/retry"),
+    ],
+)
+@pytest.mark.parametrize("bad_id", ["a%00b", "not-an-id", "0190C8D2-0000-7000-8000-000000000000"])
+async def test_what_cannot_be_an_id_is_404(api: Api, method: str, path: str, bad_id: str):
+    response = await api.client.request(method, path.format(bad_id))
+    assert "no notification" in assert_error(response, 404, "not_found")["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/v1/notifications", "to"),
+        ("/v1/notifications", "recipient_id"),
+        ("/v1/notifications", "category"),
+        ("/v1/captured", "notification_id"),
+    ],
+)
+async def test_control_characters_in_filters_are_422(api: Api, path: str, name: str):
+    response = await api.client.get(path, params={name: "a\x00b"})
+    error = assert_error(response, 422, "invalid_request")
+    assert error["fields"] == {name: "must not contain control characters"}

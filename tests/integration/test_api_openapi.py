@@ -76,6 +76,14 @@ def test_requests_and_responses_of_the_notification_routes(spec: dict[str, Any])
     }  # fmt: skip
     assert ref(json_schema(listing["responses"]["200"])) == "NotificationPage"
 
+    for path, methods in ROUTES.items():
+        if "{notification_id}" in path:
+            for method in methods:
+                (parameter,) = spec["paths"][path][method]["parameters"]
+                assert parameter["name"] == "notification_id"
+                assert parameter["in"] == "path"
+                assert parameter["required"] is True
+
 
 def test_the_notification_request_schema_matches_what_is_accepted(spec: dict[str, Any]):
     schemas = spec["components"]["schemas"]

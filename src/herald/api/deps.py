@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from email.message import Message
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AfterValidator
 
+from herald.domain.errors import NotFound
+from herald.pipeline.requests import no_control_characters
 from herald.runtime import Herald
+
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _herald(request: Request) -> Herald:
@@ -43,4 +49,21 @@ async def json_content(request: Request) -> None:
         raise HTTPException(415, "send the body as JSON, with Content-Type: application/json")
 
 
+def is_notification_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a notification id (a lowercase UUID)."""
+    return _ID.fullmatch(value) is not None
+
+
+async def _notification_id(
+    notification_id: Annotated[str, Path(description="The id returned on accept.")],
+) -> str:
+    # Nothing else can exist, and the database must not see it: PostgreSQL refuses NUL.
+    if not is_notification_id(notification_id):
+        raise NotFound(f"no notification {notification_id!r}")
+    return notification_id
+
+
 HeraldDep = Annotated[Herald, Depends(_herald)]
+NotificationId = Annotated[str, Depends(_notification_id)]
+#: A free-text query filter; control characters are refused (PostgreSQL cannot take NUL).
+TextFilter = Annotated[str, AfterValidator(no_control_characters)]

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, BeforeValidator
 
-from herald.api.deps import HeraldDep, json_content
+from herald.api.deps import (
+    HeraldDep,
+    NotificationId,
+    TextFilter,
+    is_notification_id,
+    json_content,
+)
 from herald.api.errors import ERRORS
 from herald.domain.channels import Channel
 from herald.domain.errors import InvalidRequest
@@ -40,11 +45,6 @@ StatusFilter = Annotated[
     BeforeValidator(_split_commas),
     Query(description="Repeat, or separate with commas."),
 ]
-
-
-# Cursors are notification ids (lowercase UUIDs). Anything else would compare as text and
-# silently return the wrong page.
-_CURSOR = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class BatchResponse(BaseModel):
@@ -108,7 +108,7 @@ async def create_batch(
     responses=ERRORS,
     summary="A notification with its content and timeline",
 )
-async def get_notification(notification_id: str, herald: HeraldDep) -> NotificationView:
+async def get_notification(notification_id: NotificationId, herald: HeraldDep) -> NotificationView:
     return await herald.get(notification_id)
 
 
@@ -122,9 +122,9 @@ async def list_notifications(
     herald: HeraldDep,
     status: StatusFilter = None,
     channel: Channel | None = None,
-    to: Annotated[str | None, Query(description="The primary recipient address.")] = None,
-    recipient_id: str | None = None,
-    category: str | None = None,
+    to: Annotated[TextFilter | None, Query(description="The primary recipient address.")] = None,
+    recipient_id: TextFilter | None = None,
+    category: TextFilter | None = None,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> NotificationPage:
@@ -146,7 +146,9 @@ async def list_notifications(
     responses=ERRORS,
     summary="Cancel a notification that has not been sent yet",
 )
-async def cancel_notification(notification_id: str, herald: HeraldDep) -> NotificationView:
+async def cancel_notification(
+    notification_id: NotificationId, herald: HeraldDep
+) -> NotificationView:
     """409 `not_cancellable` once it is being sent or has reached an end state."""
     return await herald.cancel(notification_id, actor="api")
 
@@ -162,7 +164,8 @@ async def page(
     cursor: str | None,
     limit: int,
 ) -> NotificationPage:
-    if cursor is not None and not _CURSOR.fullmatch(cursor):
+    # A cursor is an id; anything else would compare as text and silently return a wrong page.
+    if cursor is not None and not is_notification_id(cursor):
         raise InvalidRequest("bad cursor", {"cursor": "use next_cursor from the previous page"})
     rows = await herald.notifications.list(
         status=statuses,

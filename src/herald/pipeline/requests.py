@@ -39,7 +39,7 @@ CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 MAX_IDEMPOTENCY_KEY = 255
 
 
-def _no_control_characters(value: str) -> str:
+def no_control_characters(value: str) -> str:
     # Stored in plain text columns: PostgreSQL refuses NUL, and no id needs a line break.
     if CONTROL_CHARACTERS.search(value):
         raise ValueError("must not contain control characters")
@@ -55,7 +55,7 @@ def _representable(value: datetime) -> datetime:
     return value
 
 
-Identifier = Annotated[str, AfterValidator(_no_control_characters)]
+Identifier = Annotated[str, AfterValidator(no_control_characters)]
 Moment = Annotated[AwareDatetime, AfterValidator(_representable)]
 
 
