@@ -66,6 +66,9 @@ INVALID = [
         id="reserved header, other case",
     ),
     pytest.param(email(headers={"X-A:B": "1"}), "headers.X-A:B", id="header name with a colon"),
+    pytest.param(
+        email(headers={"Resent-To": "a@"}), "headers.Resent-To", id="unparsable structured header"
+    ),
     pytest.param(email(headers={"X A": "1"}), "headers.X A", id="header name with a space"),
     pytest.param(
         {"channel": "email", "to": "a@example.org", "text": "hi"}, "subject", id="missing subject"
