@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
 
 from herald.domain.channels import Channel
 from herald.domain.errors import PermanentError
 from herald.testing import RecordingProvider
+from tests.conftest import POSTGRES_ADMIN
 from tests.integration.conftest import Api, running_api
 
 
@@ -99,3 +101,22 @@ async def test_metrics_count_what_happens(api: Api):
     assert value(after, "herald_queue_depth", status="queued") == 0
     assert value(after, "herald_queue_depth", status="dead") == 1
     assert moved("herald_accept_to_sent_seconds_count", channel="email") == 1
+
+
+async def test_readyz_is_503_when_the_database_is_gone(postgres_url: str):
+    async with running_api(postgres_url) as api:
+        name = postgres_url.rsplit("/", 1)[1]
+        admin = await asyncpg.connect(POSTGRES_ADMIN)
+        try:
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+        response = await api.client.get("/readyz")
+        body = response.json()
+        assert response.status_code == 503
+        assert body["status"] == "unavailable"
+        assert body["database"].startswith("error:")
+        # Liveness and the process's own metrics do not depend on the database.
+        assert (await api.client.get("/healthz")).status_code == 200
+        assert (await api.client.get("/metrics")).status_code == 200

@@ -49,6 +49,13 @@ def test_migrate(env: dict[str, str]):
         assert "up to date" in result.stdout
 
 
+def test_the_database_url_option_overrides_the_environment(env: dict[str, str], tmp_path: Path):
+    other = tmp_path / "other.db"
+    result = herald(env, "--database-url", f"sqlite:///{other}", "migrate")
+    assert result.returncode == 0, result.stderr
+    assert other.exists()
+
+
 def test_send_email_prints_the_accepted_notification(env: dict[str, str], sqlite_url: str):
     result = herald(
         env,
