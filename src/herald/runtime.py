@@ -24,11 +24,12 @@ from herald import metrics
 from herald.config import Settings
 from herald.domain.channels import Channel
 from herald.domain.errors import ConfigurationError
+from herald.domain.message import Address
 from herald.pipeline.accept import AcceptPolicy, Pipeline
 from herald.pipeline.email import EmailLimits
 from herald.pipeline.errors import invalid_request
 from herald.pipeline.requests import NotificationRequest
-from herald.pipeline.views import NotificationView, notification_view
+from herald.pipeline.views import AcceptedItem, NotificationView, notification_view
 from herald.providers.base import Provider
 from herald.providers.registry import build_providers
 from herald.store import migrate
@@ -97,7 +98,7 @@ class Herald:
                 email=EmailLimits(
                     max_message_bytes=s.max_message_bytes, max_recipients=s.max_recipients
                 ),
-                message_id_domain=s.message_id_domain or socket.getfqdn() or "localhost",
+                message_id_domain=s.message_id_domain or _sender_domain(configured),
             ),
             on_commit=self._committed,
         )
@@ -180,18 +181,22 @@ class Herald:
         requests: Sequence[NotificationRequest | Mapping[str, Any]],
         *,
         idempotency_key: str | None = None,
-    ) -> list[NotificationView]:
+    ) -> list[AcceptedItem]:
         """Accept up to 1,000 notifications in one transaction: all of them or none."""
         parsed = [_request(r, {}) for r in requests]
         rows = self.pipeline.prepare_batch(parsed, now=time.time(), idempotency_key=idempotency_key)
         accepted = await self.pipeline.commit(rows)
-        views: list[NotificationView] = []
-        for row, result in zip(rows, accepted, strict=True):
-            if result.replayed:
-                views.append(await self.get(result.id, replayed=True, timeline=False))
-            else:
-                views.append(notification_view(row))
-        return views
+        replayed = [a.id for a in accepted if a.replayed]
+        current = await self.notifications.statuses(replayed) if replayed else {}
+        return [
+            AcceptedItem(
+                id=result.id,
+                status=current.get(result.id, row["status"]),
+                idempotency_key=row["idempotency_key"],
+                replayed=result.replayed,
+            )
+            for row, result in zip(rows, accepted, strict=True)
+        ]
 
     # -- inspecting and changing -----------------------------------------------------------
 
@@ -262,6 +267,15 @@ class Herald:
         finally:
             stop.set()
             await task
+
+
+def _sender_domain(providers: Mapping[Channel, Sequence[Provider]]) -> str:
+    """Message-IDs name the first email provider's sender domain, else this host."""
+    for provider in providers.get(Channel.EMAIL, ()):
+        sender = getattr(provider, "sender", None)
+        if isinstance(sender, Address):
+            return sender.addr.rsplit("@", 1)[1]
+    return socket.getfqdn() or "localhost"
 
 
 def _request(

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
-from herald.pipeline.views import NotificationView
+from herald.pipeline.views import AcceptedItem, NotificationView
 from herald.runtime import Herald
 
 T = TypeVar("T")
@@ -54,7 +54,7 @@ class SyncHerald:
 
     def send_batch(
         self, requests: Sequence[Mapping[str, Any]], *, idempotency_key: str | None = None
-    ) -> list[NotificationView]:
+    ) -> list[AcceptedItem]:
         return self._call(self.herald.send_batch(requests, idempotency_key=idempotency_key))
 
     def get(self, notification_id: str) -> NotificationView:

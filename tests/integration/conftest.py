@@ -1,107 +1,74 @@
-"""The HTTP API in-process: a real app, its lifespan run, a real database, no network."""
+"""Fixtures for integration tests against real services."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
-import httpx
 import pytest
+import trustme
 
-from herald.api.app import create_app
-from herald.domain.channels import Channel
-from herald.providers.base import Provider
-from herald.runtime import Herald
-from herald.testing import RecordingProvider
+from tests.integration.api import Api, running_api
+from tests.integration.smtp_server import SmtpTestServer, TlsMode
 
-
-@dataclass
-class Api:
-    client: httpx.AsyncClient
-    herald: Herald
-    recorder: RecordingProvider
-
-    async def send(self, body: Mapping[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
-        """POST a notification that must be accepted; returns the 202 body."""
-        response = await self.client.post("/v1/notifications", json=email(body, **fields))
-        assert response.status_code == 202, response.text
-        accepted: dict[str, Any] = response.json()
-        return accepted
-
-    async def get(self, notification_id: str) -> dict[str, Any]:
-        response = await self.client.get(f"/v1/notifications/{notification_id}")
-        assert response.status_code == 200, response.text
-        found: dict[str, Any] = response.json()
-        return found
-
-    async def count(self) -> int:
-        """How many notifications exist, whatever their status (walks every page)."""
-        total, cursor = 0, None
-        while True:
-            params = {"limit": 200, **({"cursor": cursor} if cursor else {})}
-            page = (await self.client.get("/v1/notifications", params=params)).json()
-            total += len(page["items"])
-            cursor = page["next_cursor"]
-            if cursor is None:
-                return total
+# --- SMTP: a real aiosmtpd server (tests/integration/smtp_server.py) ---------------------
 
 
-def email(body: Mapping[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
-    """A valid email notification request, with ``body``/``fields`` overriding parts of it."""
-    return {
-        "channel": "email",
-        "to": "alice@example.org",
-        "subject": "Your order shipped",
-        "text": "It is on its way.",
-        **(body or {}),
-        **fields,
-    }
+@pytest.fixture(scope="session")
+def smtp_ca() -> trustme.CA:
+    """A throwaway certificate authority for the test SMTP server's TLS."""
+    return trustme.CA()
 
 
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    """The response is an error in Herald's one shape; returns ``error``."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}, body
-    error: dict[str, Any] = body["error"]
-    assert set(error) == {"code", "message", "fields"}, error
-    assert error["code"] == code, error
-    assert isinstance(error["message"], str)
-    assert error["message"]
-    assert isinstance(error["fields"], dict)
-    return error
+@pytest.fixture(scope="session")
+def smtp_certificate(smtp_ca: trustme.CA) -> trustme.LeafCert:
+    return smtp_ca.issue_cert("localhost", "127.0.0.1")
 
 
-@asynccontextmanager
-async def running_api(
-    database_url: str,
-    *,
-    providers: Mapping[Channel, Sequence[Provider]] | None = None,
-    capture: bool = False,
-    run_worker: bool = False,
-    **settings: Any,
-) -> AsyncIterator[Api]:
-    """The app with its lifespan (migrations, key check) and a client talking to it.
+@pytest.fixture
+def smtp_ca_file(smtp_ca: trustme.CA, tmp_path: Path) -> Path:
+    """The test CA as a PEM file, for a client's ``ca_file``."""
+    path = tmp_path / "smtp-test-ca.pem"
+    smtp_ca.cert_pem.write_to_path(str(path))
+    return path
 
-    Email goes to a :class:`RecordingProvider` unless ``providers`` is given, or ``capture``
-    asks for the default (the capture provider, as on a fresh install).
+
+SmtpServerFactory = Callable[..., SmtpTestServer]
+
+
+@pytest.fixture
+def smtp_server_factory(smtp_certificate: trustme.LeafCert) -> Iterator[SmtpServerFactory]:
+    """``start(tls="none"|"starttls"|"tls", username=None, password=None)`` → a running server.
+
+    Every server started is stopped at the end of the test.
     """
-    recorder = RecordingProvider()
-    if providers is None and not capture:
-        providers = {Channel.EMAIL: [recorder]}
-    settings.setdefault("poll_interval", 0.05)
-    herald = Herald(database_url, providers=providers, **settings)
-    app = create_app(herald, run_worker=run_worker)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app), base_url="http://herald.test"
-        ) as client,
-    ):
-        yield Api(client=client, herald=herald, recorder=recorder)
+    servers: list[SmtpTestServer] = []
+
+    def start(
+        *, tls: TlsMode = "none", username: str | None = None, password: str | None = None
+    ) -> SmtpTestServer:
+        server = SmtpTestServer(
+            tls=tls,
+            certificate=smtp_certificate if tls != "none" else None,
+            username=username,
+            password=password,
+        )
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def smtp_server(smtp_server_factory: SmtpServerFactory) -> SmtpTestServer:
+    """A running plain-TCP SMTP server on 127.0.0.1 that accepts everything."""
+    return smtp_server_factory()
+
+
+# --- The HTTP API in-process (tests/integration/api.py) -------------------------------------
 
 
 @pytest.fixture
@@ -116,31 +83,3 @@ async def sqlite_api(sqlite_url: str) -> AsyncIterator[Api]:
     """The API on SQLite only, for tests where the database does not matter."""
     async with running_api(sqlite_url) as running:
         yield running
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, within: float = 30.0) -> None:
-    """Wait until ``check()`` is true, for work done in the background (a worker, a server).
-
-    The deadline is generous on purpose: it only guards against hanging, never measures.
-    """
-    try:
-        async with asyncio.timeout(within):
-            # Polling: the state lives in the database, there is no event to wait on.
-            while True:
-                if await check():
-                    return
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"not true within {within} s") from None
-
-
-async def status_becomes(api: Api, notification_id: str, status: str) -> dict[str, Any]:
-    """Wait for a background worker to move a notification to ``status``; returns it."""
-    found: dict[str, Any] = {}
-
-    async def reached() -> bool:
-        found.update(await api.get(notification_id))
-        return bool(found["status"] == status)
-
-    await eventually(reached)
-    return found

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.integration.conftest import Api, assert_error, email, running_api
+from tests.integration.api import Api, assert_error, email, running_api
 
 PROTECTED = [
     ("GET", "/v1/notifications"),

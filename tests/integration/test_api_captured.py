@@ -11,8 +11,8 @@ from email.message import EmailMessage
 
 import pytest
 
-from tests.integration.conftest import Api, running_api
-from tests.integration.conftest import email as email_request
+from tests.integration.api import Api, running_api
+from tests.integration.api import email as email_request
 
 
 @pytest.fixture

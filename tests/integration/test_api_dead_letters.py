@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from herald.domain.errors import PermanentError, TransientError
-from tests.integration.conftest import Api, assert_error, running_api, status_becomes
+from tests.integration.api import Api, assert_error, running_api, status_becomes
 
 
 @pytest.fixture
@@ -75,7 +75,8 @@ async def test_a_transient_failure_is_retried_then_sent(api: Api):
         sent = await status_becomes(api, accepted["id"], "sent")
 
     assert sent["attempts"] == 2
-    assert statuses(sent) == ["queued", "sending", "retrying", "sending", "sent"]
+    # A retry is queued again when it comes due.
+    assert statuses(sent) == ["queued", "sending", "retrying", "queued", "sending", "sent"]
     assert "try again later" in sent["events"][2]["detail"]
     assert len(api.recorder.outbox) == 1
 
@@ -90,7 +91,10 @@ async def test_exhausting_the_attempts_is_a_dead_letter(api: Api):
     assert dead["attempts"] == 3
     assert "attempts exhausted" in dead["last_error"]
     assert "connection refused" in dead["last_error"]
-    assert statuses(dead) == ["queued"] + ["sending", "retrying"] * 2 + ["sending", "dead"]
+    assert statuses(dead) == ["queued"] + ["sending", "retrying", "queued"] * 2 + [
+        "sending",
+        "dead",
+    ]
     listed = (await api.client.get("/v1/dead-letters", params={"channel": "email"})).json()
     assert [item["id"] for item in listed["items"]] == [accepted["id"]]
     assert (await api.client.get("/v1/dead-letters", params={"channel": "sms"})).json()[

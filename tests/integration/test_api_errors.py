@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import Api, assert_error, email, running_api
+from tests.integration.api import Api, assert_error, email, running_api
 
 
 async def post_json_text(client: httpx.AsyncClient, body: Any) -> httpx.Response:

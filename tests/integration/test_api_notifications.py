@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from herald.runtime import Herald
-from tests.integration.conftest import (
+from tests.integration.api import (
     Api,
     assert_error,
     email,

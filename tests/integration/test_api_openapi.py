@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Api
+from tests.integration.api import Api
 
 ROUTES = {
     "/v1/notifications": {"get", "post"},

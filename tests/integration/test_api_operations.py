@@ -9,7 +9,7 @@ from herald.domain.channels import Channel
 from herald.domain.errors import PermanentError
 from herald.testing import RecordingProvider
 from tests.conftest import POSTGRES_ADMIN
-from tests.integration.conftest import Api, running_api
+from tests.integration.api import Api, running_api
 
 
 class UnreachableProvider(RecordingProvider):

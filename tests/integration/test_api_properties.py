@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from herald.domain.channels import Channel
-from tests.integration.conftest import running_api
+from tests.integration.api import running_api
 
 # Text as JSON can carry it: any code point, lone surrogates included ("\ud800" is valid JSON).
 any_text = st.text(st.characters(exclude_categories=()), max_size=30)

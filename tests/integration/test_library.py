@@ -23,7 +23,7 @@ from herald import (
     TransientError,
 )
 from herald.testing import RecordingProvider, recording_herald
-from tests.integration.conftest import eventually
+from tests.integration.api import eventually
 
 UNKNOWN_ID = "0190c8d2-0000-7000-8000-000000000000"
 
@@ -177,7 +177,9 @@ async def test_send_batch_is_all_or_nothing(herald: Herald, recorder: RecordingP
     assert await herald.notifications.list() == []
 
     views = await herald.send_batch(good, idempotency_key="nightly")
-    assert [v.to for v in views] == [[f"user{n}@example.org"] for n in range(3)]
+    assert [(await herald.get(v.id)).to for v in views] == [
+        [f"user{n}@example.org"] for n in range(3)
+    ]
     replayed = await herald.send_batch(good, idempotency_key="nightly")
     assert [v.id for v in replayed] == [v.id for v in views]
     await herald.drain()
@@ -265,10 +267,13 @@ async def test_recording_herald_fail_next_exercises_retries_and_dead_letters():
     async with recording_herald(retry_max_attempts=2) as herald:
         herald.recorder.fail_next(TransientError("421 busy"))
         retried = await signup(herald, "alice@example.org")
-        await herald.drain()
-        view = await herald.get(retried)
-        assert view.status == "sent"
-        assert view.attempts == 2
+        async with herald.worker():
+
+            async def sent() -> bool:
+                return (await herald.get(retried)).status == "sent"
+
+            await eventually(sent)
+        assert (await herald.get(retried)).attempts == 2
 
         herald.recorder.fail_next(PermanentError("550 no such user"))
         dead = await signup(herald, "nobody@example.org")
@@ -277,6 +282,20 @@ async def test_recording_herald_fail_next_exercises_retries_and_dead_letters():
         assert view.status == "dead"
         assert view.last_error == "550 no such user"
         assert len(herald.recorder.outbox) == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="runtime.py/worker/runner.py: drain() returns once the last outcome is written, "
+    "before a retry that is due at once (retry_initial_delay=0, as recording_herald sets) "
+    "is queued again and sent, so it leaves the notification 'retrying'",
+)
+async def test_drain_delivers_a_retry_that_is_due_at_once():
+    async with recording_herald() as herald:
+        herald.recorder.fail_next(TransientError("421 busy"))
+        notification_id = await signup(herald, "alice@example.org")
+        await herald.drain()
+        assert (await herald.get(notification_id)).status == "sent"
 
 
 async def test_recording_herald_on_a_given_database(database_url: str):
@@ -351,12 +370,6 @@ class GatedProvider(RecordingProvider):
         return await super().send(delivery)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker/runner.py: at shutdown the writer task is cancelled while it writes a "
-    "batch it already took out of _pending, so those outcomes are lost: a delivered "
-    "notification stays 'sending' until its lease expires, then is sent again",
-)
 async def test_stopping_the_worker_keeps_an_outcome_that_is_being_written(postgres_url: str):
     provider = GatedProvider()
     async with Herald(postgres_url, providers={Channel.EMAIL: [provider]}) as herald:

@@ -98,6 +98,7 @@ async def test_completion_is_fenced_by_the_lease_token(db: Database):
     assert await queue.reap(now=time.time() + 1, limit=10, actor="reaper") == [
         (first["id"], "retrying")
     ]
+    assert await queue.promote_due(now=time.time() + 1, actor="scheduler") == 1
     (fresh,) = await queue.claim(limit=1, now=time.time() + 1, lease_seconds=30, token=2, actor="b")
 
     stale_event = {
@@ -150,8 +151,8 @@ async def test_scheduled_rows_are_promoted_when_due(db: Database):
     assert (
         await queue.claim(limit=5, now=time.time() + 120, lease_seconds=5, token=1, actor="w") == []
     )
-    assert await queue.promote_scheduled(now=time.time(), actor="scheduler") == 0
-    assert await queue.promote_scheduled(now=time.time() + 61, actor="scheduler") == 1
+    assert await queue.promote_due(now=time.time(), actor="scheduler") == 0
+    assert await queue.promote_due(now=time.time() + 61, actor="scheduler") == 1
     claimed = await queue.claim(limit=5, now=time.time() + 61, lease_seconds=5, token=1, actor="w")
     assert [c.id for c in claimed] == [soon["id"]]
 

@@ -1,7 +1,7 @@
 import pytest
 
 from herald.domain.errors import PermanentError, TransientError
-from herald.domain.smtp_replies import classify_smtp_reply, enhanced_code
+from herald.domain.smtp_replies import classify_smtp_reply, enhanced_code, queue_id_from_reply
 
 
 @pytest.mark.parametrize(
@@ -51,3 +51,30 @@ def test_enhanced_code_parsing():
     assert enhanced_code("5.1.1 <x@y.z>: Recipient address rejected") == "5.1.1"
     assert enhanced_code("Recipient address rejected 5.1.1") is None
     assert enhanced_code("  4.7.0 Try again") == "4.7.0"
+
+
+@pytest.mark.parametrize(
+    ("reply", "queue_id"),
+    [
+        ("2.0.0 Ok: queued as 4Xk2abC1", "4Xk2abC1"),
+        ("Ok: queued as ABC123.", "ABC123"),
+        ("OK id=1rXyZq-000Abc-Cd", "1rXyZq-000Abc-Cd"),
+        (
+            "2.6.0 <a@b> [InternalId=1234567, Hostname=EX1.example.com] Queued mail for delivery",
+            "1234567",
+        ),
+        ("2.0.0 4ABCdEF1234567 Message accepted for delivery", "4ABCdEF1234567"),
+        (
+            "Ok 0100018b2c3d4e5f-1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d-000000",
+            "0100018b2c3d4e5f-1a2b3c4d-5e6f-7a8b-9c0d-1e2f3a4b5c6d-000000",
+        ),
+        ("2.0.0 OK  1700000000 a1-20020a05600csm123wmb.7 - gsmtp", "a1-20020a05600csm123wmb.7"),
+    ],
+)
+def test_queue_id_from_common_servers(reply: str, queue_id: str):
+    assert queue_id_from_reply(reply) == queue_id
+
+
+@pytest.mark.parametrize("reply", ["OK", "2.0.0 Ok", "Great success", ""])
+def test_no_queue_id(reply: str):
+    assert queue_id_from_reply(reply) is None

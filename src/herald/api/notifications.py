@@ -19,7 +19,7 @@ from herald.domain.channels import Channel
 from herald.domain.errors import InvalidRequest
 from herald.domain.status import Status
 from herald.pipeline.requests import BatchRequest, NotificationRequest
-from herald.pipeline.views import NotificationView, notification_view
+from herald.pipeline.views import AcceptedItem, NotificationView, notification_view
 
 router = APIRouter(prefix="/v1", tags=["notifications"])
 
@@ -48,7 +48,7 @@ StatusFilter = Annotated[
 
 
 class BatchResponse(BaseModel):
-    items: list[NotificationView]
+    items: list[AcceptedItem]
 
 
 class NotificationPage(BaseModel):

@@ -45,3 +45,29 @@ def classify_smtp_reply(code: int, message: str) -> DeliveryError:
     # Anything else (a 2xx/3xx where a final reply was expected, garbage) is a protocol
     # hiccup on this session; a fresh attempt may well succeed.
     return TransientError(f"unexpected SMTP reply {text}", code=label)
+
+
+# How common servers name the queue entry in their reply to the end of DATA.
+_QUEUE_ID_PATTERNS = (
+    # Postfix, SendGrid and many others: "2.0.0 Ok: queued as 4Xk2abC1"
+    re.compile(r"\bqueued as <?([A-Za-z0-9][\w.@-]*)", re.IGNORECASE),
+    # Exim: "OK id=1rXyZq-000Abc-Cd"
+    re.compile(r"\bid=([A-Za-z0-9][\w.-]*)"),
+    # Microsoft 365 / Exchange: "2.6.0 <…> [InternalId=1234, Hostname=…] Queued mail for delivery"
+    re.compile(r"\[InternalId=(\d+)"),
+    # Sendmail: "2.0.0 4ABCdEF1234567 Message accepted for delivery"
+    re.compile(r"^(?:\d\.\d{1,3}\.\d{1,3}\s+)?(\w{6,})\s+Message accepted", re.IGNORECASE),
+    # Amazon SES: "Ok 0100018b2c3d4e5f-1a2b3c4d-…-000000"
+    re.compile(r"^(?:\d\.\d{1,3}\.\d{1,3}\s+)?Ok\s+([0-9a-f]{8,}(?:-[0-9a-f]+)+)\b"),
+    # Gmail: "2.0.0 OK  1700000000 a1-20020a05600c0001sm123456wmb.7 - gsmtp"
+    re.compile(r"\bOK\s+\d+\s+(\S+)\s+-\s+gsmtp", re.IGNORECASE),
+)
+
+
+def queue_id_from_reply(message: str) -> str | None:
+    """The server's queue id in its final reply to DATA (``queued as ABC123``), if it names one."""
+    for pattern in _QUEUE_ID_PATTERNS:
+        match = pattern.search(message)
+        if match is not None:
+            return match.group(1).rstrip(".,;:)>")
+    return None

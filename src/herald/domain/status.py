@@ -28,22 +28,24 @@ class Status(StrEnum):
     EXPIRED = "expired"
 
 
-#: Statuses a worker may claim once the row is due (scheduled rows are queued first).
-CLAIMABLE: frozenset[Status] = frozenset({Status.QUEUED, Status.RETRYING})
+#: Workers claim only queued rows; scheduled and retrying ones are queued when due, so the
+#: claim query reads a queue that is due by construction.
+CLAIMABLE: frozenset[Status] = frozenset({Status.QUEUED})
+
+#: Statuses waiting for a time (send_at, or the next retry) before they are queued.
+WAITING: frozenset[Status] = frozenset({Status.SCHEDULED, Status.RETRYING})
 
 #: Statuses that never change again.
 TERMINAL: frozenset[Status] = frozenset(
     {Status.DELIVERED, Status.FAILED, Status.CANCELLED, Status.SUPPRESSED, Status.EXPIRED}
 )
 
-_WAITING_EXITS = frozenset({Status.SENDING, Status.CANCELLED, Status.EXPIRED, Status.SUPPRESSED})
+_WAITING_EXITS = frozenset({Status.QUEUED, Status.CANCELLED, Status.EXPIRED, Status.SUPPRESSED})
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
-    Status.SCHEDULED: frozenset(
-        {Status.QUEUED, Status.CANCELLED, Status.EXPIRED, Status.SUPPRESSED}
-    ),
-    Status.QUEUED: _WAITING_EXITS,
+    Status.SCHEDULED: _WAITING_EXITS,
     Status.RETRYING: _WAITING_EXITS,
+    Status.QUEUED: frozenset({Status.SENDING, Status.CANCELLED, Status.EXPIRED, Status.SUPPRESSED}),
     Status.SENDING: frozenset(
         {
             Status.SENT,
@@ -61,7 +63,7 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 }
 
 #: Statuses from which a caller may still cancel.
-CANCELLABLE: frozenset[Status] = frozenset({Status.SCHEDULED, *CLAIMABLE})
+CANCELLABLE: frozenset[Status] = frozenset({*WAITING, *CLAIMABLE})
 
 
 def can_transition(current: Status, new: Status) -> bool:

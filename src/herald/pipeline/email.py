@@ -26,8 +26,6 @@ _RESERVED_HEADERS = {
     "date": "Herald sets it",
     "message-id": "Herald sets it (stable across retries)",
     "mime-version": "Herald sets it",
-    "content-type": "Herald sets it",
-    "content-transfer-encoding": "Herald sets it",
     "sender": "use the `from` field",
     "return-path": "set by the receiving server",
 }
@@ -140,8 +138,9 @@ def _headers(headers: dict[str, str], errors: dict[str, str]) -> list[tuple[str,
         reserved = _RESERVED_HEADERS.get(name.lower())
         if not _HEADER_NAME.fullmatch(name):
             errors[path] = "not a valid header name (printable ASCII, no colon or spaces)"
-        elif reserved:
-            errors[path] = f"cannot be set as a custom header: {reserved}"
+        elif reserved or name.lower().startswith("content-"):
+            reason = reserved or "Herald sets the MIME structure"
+            errors[path] = f"cannot be set as a custom header: {reason}"
         elif _HEADER_CONTROL.search(value):
             errors[path] = "must not contain line breaks or control characters"
         elif problem := _header_problem(name, value):

@@ -86,6 +86,17 @@ class NotificationView(BaseModel):
     )
 
 
+class AcceptedItem(BaseModel):
+    """One notification of an accepted batch (GET it for the details)."""
+
+    id: str
+    status: str
+    idempotency_key: str | None = None
+    replayed: bool = Field(
+        default=False, description="True when an idempotency key returned an earlier result."
+    )
+
+
 def notification_view(
     row: Mapping[Any, Any],
     *,

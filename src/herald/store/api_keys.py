@@ -28,48 +28,36 @@ class ApiKeyStore:
         """A new key: returns (id, key). The key itself is shown once and never stored."""
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         key_id = new_id()
-        async with self.db.write() as conn:
-            await conn.execute(
-                api_keys.insert().values(
-                    id=key_id,
-                    name=name,
-                    prefix=key[:10],
-                    key_hash=digest(key),
-                    created_at=time.time(),
-                )
-            )
+        statement = api_keys.insert().values(
+            id=key_id, name=name, prefix=key[:10], key_hash=digest(key), created_at=time.time()
+        )
+        await self.db.run(lambda conn: conn.execute(statement))
         return key_id, key
 
     async def list(self) -> list[RowMapping]:
-        async with self.db.read() as conn:
-            query = sa.select(api_keys).order_by(api_keys.c.created_at)
-            return list((await conn.execute(query)).mappings().all())
+        query = sa.select(api_keys).order_by(api_keys.c.created_at)
+        return await self.db.run(lambda conn: list(conn.execute(query).mappings()), readonly=True)
 
     async def revoke(self, key_id: str) -> bool:
-        async with self.db.write() as conn:
-            result = await conn.execute(
-                api_keys.update()
-                .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
-                .values(revoked_at=time.time())
-            )
-        return bool(result.rowcount)
+        statement = (
+            api_keys.update()
+            .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=time.time())
+        )
+        return await self.db.run(lambda conn: bool(conn.execute(statement).rowcount))
 
     async def is_active(self, key_hash: str) -> bool:
-        async with self.db.read() as conn:
-            found = (
-                await conn.execute(
-                    sa.select(api_keys.c.id).where(
-                        api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
-                    )
-                )
-            ).first()
-        return found is not None
+        return await self._exists(
+            sa.select(api_keys.c.id).where(
+                api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None)
+            )
+        )
 
     async def any_active(self) -> bool:
-        async with self.db.read() as conn:
-            found = (
-                await conn.execute(
-                    sa.select(api_keys.c.id).where(api_keys.c.revoked_at.is_(None)).limit(1)
-                )
-            ).first()
+        return await self._exists(
+            sa.select(api_keys.c.id).where(api_keys.c.revoked_at.is_(None)).limit(1)
+        )
+
+    async def _exists(self, query: sa.Select[tuple[str]]) -> bool:
+        found = await self.db.run(lambda conn: conn.execute(query).first(), readonly=True)
         return found is not None

@@ -29,12 +29,10 @@ class CapturedStore:
             query = query.where(captured.c.notification_id == notification_id)
         if before_id is not None:
             query = query.where(captured.c.id < before_id)
-        async with self.db.read() as conn:
-            return list((await conn.execute(query)).mappings().all())
+        return await self.db.run(lambda conn: list(conn.execute(query).mappings()), readonly=True)
 
     async def clear(self, *, channel: str | None = None) -> int:
         query = captured.delete()
         if channel:
             query = query.where(captured.c.channel == channel)
-        async with self.db.write() as conn:
-            return int((await conn.execute(query)).rowcount)
+        return await self.db.run(lambda conn: int(conn.execute(query).rowcount))

@@ -1,90 +1,144 @@
-"""Engines for SQLite (aiosqlite, WAL) and PostgreSQL (asyncpg) behind one small class."""
+"""One way to run a transaction on SQLite or PostgreSQL: ``await db.run(fn)``.
+
+Store operations are plain functions of a synchronous SQLAlchemy ``Connection``, so each
+is written once for both databases:
+
+- **SQLite** runs the whole function on one dedicated thread (pysqlite, WAL). The event
+  loop waits on a single future per transaction. With aiosqlite every statement cost three
+  or four thread hops, each waiting for a busy loop to come round: a 128-row claim took
+  40 ms under load instead of 17.
+- **PostgreSQL** runs it through SQLAlchemy's greenlet bridge on asyncpg. Single-statement
+  operations may ask for ``autocommit`` to save the BEGIN and COMMIT round trips.
+
+Accepting a notification is always durable: its commit waits for the disk (SQLite
+``synchronous=FULL``, PostgreSQL ``synchronous_commit=on``). The worker's bookkeeping —
+claims, outcomes, lease upkeep — may pass ``durable=False``: a crash of the machine (not of
+the process) can then forget the last few milliseconds of it, which the lease mechanism
+turns into a redelivery (at-least-once holds), in exchange for not waiting on a disk flush
+per batch.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any, Literal
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import StaticPool
 
 Dialect = Literal["sqlite", "postgresql"]
+T = TypeVar("T")
 
 _READONLY = "herald_readonly"
 
 
-def async_url(url: str) -> str:
-    """Map the URLs users write to the async drivers Herald uses."""
+def normalized_url(url: str) -> tuple[Dialect, str]:
+    """The dialect, and the URL with the driver Herald uses for it."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return str(parsed.set(drivername="sqlite+aiosqlite"))
+        return "sqlite", str(parsed.set(drivername="sqlite+pysqlite"))
     if backend in {"postgresql", "postgres"}:
-        return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+        return "postgresql", parsed.set(drivername="postgresql+asyncpg").render_as_string(
+            hide_password=False
+        )
     raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}")
 
 
 class Database:
-    """An async engine plus what Herald needs to know about its dialect."""
+    """Runs store functions in transactions; see the module docstring."""
 
     def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 10) -> None:
-        self.url = async_url(url)
-        parsed = make_url(self.url)
-        self.dialect: Dialect = "sqlite" if parsed.get_backend_name() == "sqlite" else "postgresql"
+        self.dialect, self.url = normalized_url(url)
+        self._synchronous = sqlite_synchronous
         if self.dialect == "sqlite":
-            self.engine = _sqlite_engine(self.url, sqlite_synchronous)
+            self._sqlite = _sqlite_engine(self.url, sqlite_synchronous)
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="herald-sqlite")
         else:
-            self.engine = create_async_engine(
+            self._postgres = create_async_engine(
+                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+            self._postgres_relaxed = create_async_engine(
                 self.url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
                 pool_pre_ping=True,
-                # Statements are built once and cached by SQLAlchemy; asyncpg's own
-                # prepared-statement cache keeps the hot ones server-side.
+                connect_args={"server_settings": {"synchronous_commit": "off"}},
             )
 
     @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction that commits on success (SQLite: BEGIN IMMEDIATE)."""
-        async with self.engine.begin() as conn:
-            yield conn
+    async def run(
+        self,
+        fn: Callable[[sa.Connection], T],
+        *,
+        readonly: bool = False,
+        autocommit: bool = False,
+        durable: bool = True,
+    ) -> T:
+        """``fn(connection)`` in one transaction, committed if it returns.
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A read-only transaction (SQLite: a deferred BEGIN that takes no write lock)."""
-        async with self.engine.connect() as conn:
-            conn = await conn.execution_options(**{_READONLY: True})
-            yield conn
+        ``autocommit`` (PostgreSQL) runs without BEGIN/COMMIT: only for a function that
+        executes a single statement, which is atomic on its own. ``durable=False``: see the
+        module docstring.
+        """
+        if self.dialect == "sqlite":
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._thread, self._run_sqlite, fn, readonly, durable)
+        engine = self._postgres if durable else self._postgres_relaxed
+        if autocommit:
+            async with engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                return await conn.run_sync(fn)
+        async with engine.begin() as conn:
+            return await conn.run_sync(fn)
+
+    def _run_sqlite(self, fn: Callable[[sa.Connection], T], readonly: bool, durable: bool) -> T:
+        with self._sqlite.connect() as conn:
+            if readonly:
+                conn = conn.execution_options(**{_READONLY: True})
+            elif not durable and self._synchronous in {"FULL", "EXTRA"}:
+                # Per transaction: WAL with NORMAL skips the fsync at commit. Set on the
+                # driver connection, outside any transaction (SQLite refuses it inside).
+                raw: Any = conn.connection.driver_connection
+                raw.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    with conn.begin():
+                        return fn(conn)
+                finally:
+                    raw.execute(f"PRAGMA synchronous={self._synchronous}")
+            with conn.begin():
+                return fn(conn)
 
     async def ping(self) -> None:
-        async with self.read() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+        await self.run(lambda conn: conn.execute(sa.text("SELECT 1")), readonly=True)
 
     async def dispose(self) -> None:
-        await self.engine.dispose()
+        if self.dialect == "sqlite":
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._thread, self._sqlite.dispose)
+            self._thread.shutdown(wait=True)
+        else:
+            await self._postgres.dispose()
+            await self._postgres_relaxed.dispose()
 
 
-def _sqlite_engine(url: str, synchronous: str) -> AsyncEngine:
+def _sqlite_engine(url: str, synchronous: str) -> sa.Engine:
     memory = make_url(url).database in (None, "", ":memory:")
     kwargs: dict[str, Any] = {}
     if memory:
         # One shared connection, or every checkout would see a new empty database.
-        kwargs["poolclass"] = StaticPool
-    else:
-        # One connection per process: writes queue in the pool instead of spinning in
-        # SQLite's busy handler; other processes still coordinate through busy_timeout.
-        kwargs.update(pool_size=1, max_overflow=0, pool_timeout=60)
-    engine = create_async_engine(url, **kwargs)
+        kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
+    engine = sa.create_engine(url, **kwargs)
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
         # Take over transaction control from the sqlite3 module (SQLAlchemy's documented
         # recipe), so BEGIN is emitted exactly when and how we say below.
@@ -93,10 +147,11 @@ def _sqlite_engine(url: str, synchronous: str) -> AsyncEngine:
         if not memory:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
+        # Other processes (herald api + herald worker on one file) wait their turn.
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _begin(conn: sa.Connection) -> None:
         readonly = conn.get_execution_options().get(_READONLY, False)
         # IMMEDIATE takes the write lock up front, so two writers never deadlock on upgrade.

@@ -1,9 +1,11 @@
-"""Passing many rows to one statement as a single JSON parameter.
+"""Passing many rows to one statement as a single JSON parameter (PostgreSQL).
 
-Both databases expand a JSON array into rows (PostgreSQL ``json_array_elements``, SQLite
-``json_each``), so a batch of N inserts or updates is one statement with one bound value
-instead of N round trips or N×columns parameters. ``->>`` extracts a field as text on
-both; ``CAST`` gives it its column type.
+``jsonb_to_recordset`` parses the array once and yields typed rows, so a batch of N
+inserts or updates is one statement with one bound value instead of N round trips or
+N×columns parameters. (With ``json`` rather than ``jsonb``, every ``->>`` re-parses the
+element: 1,000 rows of 16 fields took 250 ms instead of a few.) SQLite is served better by
+``executemany``, which runs the prepared statement in C; lists of ids go through
+``json_each`` on both.
 """
 
 from __future__ import annotations
@@ -12,30 +14,21 @@ from collections.abc import Iterable, Sequence
 
 import orjson
 
-from herald.store.database import Dialect
-
-#: SQL types accepted by both dialects' CAST.
-INTEGER = "INTEGER"
-BIGINT = "BIGINT"
-REAL = "DOUBLE PRECISION"
-TEXT = "TEXT"
+INTEGER = "integer"
+BIGINT = "bigint"
+REAL = "double precision"
+TEXT = "text"
 
 
-def source(dialect: Dialect, param: str) -> str:
-    """The FROM item yielding one row per array element, as ``e.value``."""
-    if dialect == "postgresql":
-        return f"json_array_elements(CAST(:{param} AS json)) AS e(value)"
-    return f"json_each(:{param}) AS e"
+def records(param: str, columns: Sequence[tuple[str, str]], alias: str = "v") -> str:
+    """A FROM item yielding the array's objects as typed rows named ``alias``."""
+    definition = ", ".join(f"{name} {sql_type}" for name, sql_type in columns)
+    return f"jsonb_to_recordset(CAST(:{param} AS jsonb)) AS {alias}({definition})"
 
 
-def field(name: str, sql_type: str = TEXT) -> str:
-    """An element's field, cast to ``sql_type``."""
-    return f"CAST(e.value ->> '{name}' AS {sql_type})"
-
-
-def fields(columns: Sequence[tuple[str, str]]) -> str:
-    """``field`` for each ``(name, type)``, comma-separated, aliased to the name."""
-    return ", ".join(f"{field(name, sql_type)} AS {name}" for name, sql_type in columns)
+def sqlite_ids(param: str) -> str:
+    """``SELECT value FROM …``: the elements of a JSON array of ids (SQLite)."""
+    return f"json_each(:{param})"
 
 
 def dumps(rows: Iterable[object]) -> str:

@@ -28,8 +28,7 @@ async def upgrade(database: Database, revision: str = "head") -> None:
     def run(connection: sa.Connection) -> None:
         command.upgrade(alembic_config(connection), revision)
 
-    async with database.engine.begin() as conn:
-        await conn.run_sync(run)
+    await database.run(run)
 
 
 async def pending(database: Database) -> bool:
@@ -40,5 +39,4 @@ async def pending(database: Database) -> bool:
         head = ScriptDirectory.from_config(alembic_config()).get_heads()
         return set(current) != set(head)
 
-    async with database.engine.connect() as conn:
-        return await conn.run_sync(check)
+    return await database.run(check, readonly=True)

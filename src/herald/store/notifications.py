@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from herald.domain.errors import Conflict, NotFound
 from herald.domain.status import CANCELLABLE, Status
@@ -37,35 +37,35 @@ _INSERT_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 _NAMES = ", ".join(name for name, _ in _INSERT_COLUMNS)
 
-# ON CONFLICT names the partial unique index, so a reused idempotency key is skipped rather
-# than failing the transaction; the caller then decides replay (same body) or 409.
-_INSERT_TAIL = f"""
-    INSERT INTO notifications ({_NAMES}, attempts, possible_duplicates, updated_at)
-    SELECT {_NAMES}, 0, 0, created_at FROM v WHERE true
-    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, status, created_at
-"""
-
+# ON CONFLICT names the partial unique index, so a key inserted concurrently by another
+# transaction is skipped rather than failing ours; the caller then retries its key check.
 _PG_INSERT = sa.text(f"""
-    WITH v AS (SELECT {j.fields(_INSERT_COLUMNS)} FROM {j.source("postgresql", "rows")}),
-    ins AS ({_INSERT_TAIL}),
+    WITH ins AS (
+        INSERT INTO notifications ({_NAMES}, attempts, possible_duplicates, updated_at)
+        SELECT {_NAMES}, 0, 0, created_at FROM {j.records("rows", _INSERT_COLUMNS)}
+        ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+        RETURNING id, status, created_at
+    ),
     ev AS (
         INSERT INTO notification_events (notification_id, at, status, actor, detail)
         SELECT id, created_at, status, :actor, 'accepted' FROM ins
     )
-    SELECT id, pg_notify('herald_queue', '') FROM ins
+    SELECT id FROM ins
 """)
+_PG_WAKE = sa.text("SELECT pg_notify('herald_queue', '')")
 
-_SQLITE_INSERT = sa.text(f"""
-    WITH v AS (SELECT {j.fields(_INSERT_COLUMNS)} FROM {j.source("sqlite", "rows")})
-    {_INSERT_TAIL}
-""")
-
-_SQLITE_INSERT_EVENTS = sa.text(f"""
-    INSERT INTO notification_events (notification_id, at, status, actor, detail)
-    SELECT {j.field("id")}, {j.field("at", j.REAL)}, {j.field("status")}, :actor, 'accepted'
-    FROM {j.source("sqlite", "rows")}
-""")
+# SQLite holds the write lock (BEGIN IMMEDIATE) from the key check to the commit, so no
+# other writer can take a key in between: a plain executemany INSERT is enough.
+_SQLITE_INSERT = (
+    f"INSERT INTO notifications ({_NAMES}, attempts, possible_duplicates, updated_at) "
+    f"VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)}, 0, 0, ?)"
+)
+# Every column, then created_at again for updated_at.
+_sqlite_values = itemgetter(*(name for name, _ in _INSERT_COLUMNS), "created_at")
+_SQLITE_INSERT_EVENT = (
+    "INSERT INTO notification_events (notification_id, at, status, actor, detail) "
+    "VALUES (?, ?, ?, ?, 'accepted')"
+)
 
 
 class _LostRace(Exception):
@@ -94,65 +94,34 @@ class NotificationStore:
         Each request is all-or-nothing: a key conflict rejects that request only. Rows whose
         idempotency key was already used with the same body are replayed, not inserted.
         """
+        dialect = self.db.dialect
         for _ in range(5):
             try:
-                async with self.db.write() as conn:
-                    return await self._accept(conn, requests, actor)
+                return await self.db.run(lambda conn: _accept(conn, dialect, requests, actor))
             except _LostRace:
                 continue
         raise RuntimeError("idempotency keys kept colliding with concurrent inserts")
 
-    async def _accept(
-        self,
-        conn: AsyncConnection,
-        requests: Sequence[Sequence[NewNotification]],
-        actor: str,
-    ) -> list[list[Accepted] | KeyConflict]:
-        keys = [r["idempotency_key"] for rows in requests for r in rows if r["idempotency_key"]]
-        known: dict[str, tuple[str, str | None]] = {}
-        if keys:
-            known = await _find_keys(conn, keys)
-        results: list[list[Accepted] | KeyConflict] = []
-        to_insert: list[NewNotification] = []
-        for rows in requests:
-            outcome, inserting, claimed = _resolve_keys(rows, known)
-            results.append(outcome)
-            if not isinstance(outcome, KeyConflict):
-                to_insert.extend(inserting)
-                known.update(claimed)
-        if to_insert:
-            inserted = await _insert(conn, self.db.dialect, to_insert, actor)
-            if len(inserted) != len(to_insert):
-                raise _LostRace
-        return results
-
     # -- reading ---------------------------------------------------------------------------
 
     async def get(self, notification_id: str) -> tuple[RowMapping, list[RowMapping]]:
-        async with self.db.read() as conn:
+        def read(conn: sa.Connection) -> tuple[RowMapping | None, list[RowMapping]]:
             row = (
-                (
-                    await conn.execute(
-                        sa.select(notifications).where(notifications.c.id == notification_id)
-                    )
-                )
+                conn.execute(sa.select(notifications).where(notifications.c.id == notification_id))
                 .mappings()
                 .first()
             )
-            if row is None:
-                raise NotFound(f"no notification {notification_id}")
-            timeline = (
-                (
-                    await conn.execute(
-                        sa.select(events)
-                        .where(events.c.notification_id == notification_id)
-                        .order_by(events.c.id)
-                    )
-                )
-                .mappings()
-                .all()
-            )
-        return row, list(timeline)
+            timeline = conn.execute(
+                sa.select(events)
+                .where(events.c.notification_id == notification_id)
+                .order_by(events.c.id)
+            ).mappings()
+            return row, list(timeline)
+
+        row, timeline = await self.db.run(read, readonly=True)
+        if row is None:
+            raise NotFound(f"no notification {notification_id}")
+        return row, timeline
 
     async def list(
         self,
@@ -179,8 +148,14 @@ class NotificationStore:
             query = query.where(notifications.c.category == category)
         if before_id:
             query = query.where(notifications.c.id < before_id)
-        async with self.db.read() as conn:
-            return list((await conn.execute(query)).mappings().all())
+        return await self.db.run(lambda conn: list(conn.execute(query).mappings()), readonly=True)
+
+    async def statuses(self, ids: Sequence[str]) -> dict[str, str]:
+        query = sa.select(notifications.c.id, notifications.c.status).where(
+            notifications.c.id.in_(list(ids))
+        )
+        rows = await self.db.run(lambda conn: conn.execute(query).all(), readonly=True)
+        return {nid: status for nid, status in rows}
 
     async def count_by_status(self, statuses: Sequence[str]) -> dict[str, int]:
         """Counts for the given statuses (index-backed; meant for non-terminal ones)."""
@@ -189,8 +164,8 @@ class NotificationStore:
             .where(notifications.c.status.in_(list(statuses)))
             .group_by(notifications.c.status)
         )
-        async with self.db.read() as conn:
-            counts = {status: int(n) for status, n in (await conn.execute(query)).all()}
+        rows = await self.db.run(lambda conn: conn.execute(query).all(), readonly=True)
+        counts = {status: int(n) for status, n in rows}
         return {status: counts.get(status, 0) for status in statuses}
 
     # -- changing state on request ---------------------------------------------------------
@@ -233,28 +208,23 @@ class NotificationStore:
         refusal_code: str,
     ) -> None:
         at, status, actor, detail = event
-        async with self.db.write() as conn:
-            changed = (
-                await conn.execute(
-                    notifications.update()
-                    .where(notifications.c.id == notification_id)
-                    .where(notifications.c.status.in_([s.value for s in allowed]))
-                    .values(**values)
-                    .returning(notifications.c.id)
-                )
+        wake = self.db.dialect == "postgresql" and status is Status.QUEUED
+
+        def change(conn: sa.Connection) -> str | None:
+            """None when changed, else the current status ("" if there is no such row)."""
+            changed = conn.execute(
+                notifications.update()
+                .where(notifications.c.id == notification_id)
+                .where(notifications.c.status.in_([s.value for s in allowed]))
+                .values(**values)
+                .returning(notifications.c.id)
             ).first()
             if changed is None:
-                current = (
-                    await conn.execute(
-                        sa.select(notifications.c.status).where(
-                            notifications.c.id == notification_id
-                        )
-                    )
+                current = conn.execute(
+                    sa.select(notifications.c.status).where(notifications.c.id == notification_id)
                 ).scalar()
-                if current is None:
-                    raise NotFound(f"no notification {notification_id}")
-                raise Conflict(f"{refusal}; this one is {current}", code=refusal_code)
-            await conn.execute(
+                return current or ""
+            conn.execute(
                 events.insert().values(
                     notification_id=notification_id,
                     at=at,
@@ -263,12 +233,42 @@ class NotificationStore:
                     detail=detail,
                 )
             )
-            if self.db.dialect == "postgresql" and status is Status.QUEUED:
-                await conn.execute(sa.text("SELECT pg_notify('herald_queue', '')"))
+            if wake:
+                conn.execute(_PG_WAKE)
+            return None
+
+        current = await self.db.run(change)
+        if current == "":
+            raise NotFound(f"no notification {notification_id}")
+        if current is not None:
+            raise Conflict(f"{refusal}; this one is {current}", code=refusal_code)
 
 
-async def _find_keys(conn: AsyncConnection, keys: list[str]) -> dict[str, tuple[str, str | None]]:
-    rows = await conn.execute(
+def _accept(
+    conn: sa.Connection,
+    dialect: Dialect,
+    requests: Sequence[Sequence[NewNotification]],
+    actor: str,
+) -> list[list[Accepted] | KeyConflict]:
+    keys = [r["idempotency_key"] for rows in requests for r in rows if r["idempotency_key"]]
+    known = _find_keys(conn, keys) if keys else {}
+    results: list[list[Accepted] | KeyConflict] = []
+    to_insert: list[NewNotification] = []
+    for rows in requests:
+        outcome, inserting, claimed = _resolve_keys(rows, known)
+        results.append(outcome)
+        if not isinstance(outcome, KeyConflict):
+            to_insert.extend(inserting)
+            known.update(claimed)
+    if to_insert:
+        inserted = _insert(conn, dialect, to_insert, actor)
+        if len(inserted) != len(to_insert):
+            raise _LostRace
+    return results
+
+
+def _find_keys(conn: sa.Connection, keys: list[str]) -> dict[str, tuple[str, str | None]]:
+    rows = conn.execute(
         sa.select(
             notifications.c.idempotency_key, notifications.c.id, notifications.c.request_hash
         ).where(notifications.c.idempotency_key.in_(sorted(set(keys))))
@@ -298,19 +298,18 @@ def _resolve_keys(
     return accepted, inserting, claimed
 
 
-async def _insert(
-    conn: AsyncConnection, dialect: Dialect, rows: list[NewNotification], actor: str
+def _insert(
+    conn: sa.Connection, dialect: Dialect, rows: list[NewNotification], actor: str
 ) -> list[str]:
-    params = {"rows": j.dumps(rows), "actor": actor}
     if dialect == "postgresql":
-        return [r[0] for r in (await conn.execute(_PG_INSERT, params)).all()]
-    inserted = (await conn.execute(_SQLITE_INSERT, params)).all()
-    if inserted:
-        await conn.execute(
-            _SQLITE_INSERT_EVENTS,
-            {
-                "rows": j.dumps({"id": r[0], "status": r[1], "at": r[2]} for r in inserted),
-                "actor": actor,
-            },
-        )
-    return [r[0] for r in inserted]
+        params = {"rows": j.dumps(rows), "actor": actor}
+        inserted = [r[0] for r in conn.execute(_PG_INSERT, params).all()]
+        if inserted:
+            conn.execute(_PG_WAKE)
+        return inserted
+    conn.exec_driver_sql(_SQLITE_INSERT, [_sqlite_values(row) for row in rows])
+    conn.exec_driver_sql(
+        _SQLITE_INSERT_EVENT,
+        [(row["id"], row["created_at"], row["status"], actor) for row in rows],
+    )
+    return [row["id"] for row in rows]

@@ -7,6 +7,7 @@ expired (and whose row another worker re-claimed) matches no row and changes not
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 
 import sqlalchemy as sa
 
@@ -15,7 +16,6 @@ from herald.store.database import Database
 from herald.store.records import Claimed, NewCapture, NewEvent, Outcome
 from herald.store.tables import captured, notifications
 
-_READY = "status IN ('queued', 'retrying')"
 _CLAIMED_COLUMNS = (
     "id, channel, payload, priority, attempts, max_attempts, send_at, due_at, expires_at, "
     "created_at, idempotency_key, lease_token"
@@ -24,15 +24,15 @@ _CLAIM_SET = (
     "status = 'sending', attempts = attempts + 1, lease_token = :token, "
     "lease_expires_at = :until, updated_at = :now"
 )
-_DUE = f"""
-    SELECT id FROM notifications
-    WHERE {_READY} AND due_at <= :now
+_DUE = """
+    SELECT id FROM notifications{hint}
+    WHERE status = 'queued' AND due_at <= :now
     ORDER BY priority DESC, due_at
     LIMIT :limit
 """
 
 _PG_CLAIM = sa.text(f"""
-    WITH due AS ({_DUE} FOR UPDATE SKIP LOCKED),
+    WITH due AS ({_DUE.format(hint="")} FOR UPDATE SKIP LOCKED),
     claimed AS (
         UPDATE notifications AS n SET {_CLAIM_SET}
         FROM due WHERE n.id = due.id
@@ -45,16 +45,18 @@ _PG_CLAIM = sa.text(f"""
     SELECT {_CLAIMED_COLUMNS} FROM claimed
 """)
 
+# INDEXED BY: without table statistics SQLite may pick the status index and sort every
+# queued row on each claim; the partial index yields rows already in claim order.
 _SQLITE_CLAIM = sa.text(f"""
     UPDATE notifications SET {_CLAIM_SET}
-    WHERE id IN ({_DUE})
+    WHERE id IN ({_DUE.format(hint=" INDEXED BY ix_notifications_ready")})
     RETURNING {_CLAIMED_COLUMNS}
 """)
 
 _SQLITE_CLAIM_EVENTS = sa.text(f"""
     INSERT INTO notification_events (notification_id, at, status, actor, detail)
     SELECT id, :now, 'sending', :actor, 'attempt ' || attempts FROM notifications
-    WHERE id IN (SELECT value FROM {j.source("sqlite", "ids")})
+    WHERE id IN (SELECT value FROM {j.sqlite_ids("ids")})
 """)
 
 _OUTCOME_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -72,6 +74,7 @@ _OUTCOME_COLUMNS: tuple[tuple[str, str], ...] = (
     ("attempts_delta", j.INTEGER),
 )
 _EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("seq", j.INTEGER),
     ("nid", j.TEXT),
     ("at", j.REAL),
     ("status", j.TEXT),
@@ -79,60 +82,75 @@ _EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("detail", j.TEXT),
 )
 
-
-def _outcome_set(table: str) -> str:
-    return f"""
-        status = v.status,
-        due_at = COALESCE(v.due_at, {table}.due_at),
-        provider = COALESCE(v.provider, {table}.provider),
-        provider_message_id = COALESCE(v.provider_message_id, {table}.provider_message_id),
-        last_error = COALESCE(v.last_error, {table}.last_error),
-        results = COALESCE(v.results, {table}.results),
-        sent_at = COALESCE(v.sent_at, {table}.sent_at),
-        possible_duplicates = {table}.possible_duplicates + v.dup,
-        attempts = {table}.attempts + v.attempts_delta,
-        lease_token = NULL,
-        lease_expires_at = NULL,
-        updated_at = v.at
-    """
-
-
-_FENCE = "{t}.id = v.id AND {t}.lease_token = v.token AND {t}.status = 'sending'"
-
 _PG_COMPLETE = sa.text(f"""
-    WITH v AS (SELECT {j.fields(_OUTCOME_COLUMNS)} FROM {j.source("postgresql", "outcomes")}),
-    done AS (
-        UPDATE notifications AS n SET {_outcome_set("n")}
-        FROM v WHERE {_FENCE.format(t="n")}
+    WITH done AS (
+        UPDATE notifications AS n SET
+            status = v.status,
+            due_at = COALESCE(v.due_at, n.due_at),
+            provider = COALESCE(v.provider, n.provider),
+            provider_message_id = COALESCE(v.provider_message_id, n.provider_message_id),
+            last_error = COALESCE(v.last_error, n.last_error),
+            results = COALESCE(v.results, n.results),
+            sent_at = COALESCE(v.sent_at, n.sent_at),
+            possible_duplicates = n.possible_duplicates + v.dup,
+            attempts = n.attempts + v.attempts_delta,
+            lease_token = NULL,
+            lease_expires_at = NULL,
+            updated_at = v.at
+        FROM {j.records("outcomes", _OUTCOME_COLUMNS)}
+        WHERE n.id = v.id AND n.lease_token = v.token AND n.status = 'sending'
         RETURNING n.id
-    ),
-    ev AS (
-        SELECT {j.fields(_EVENT_COLUMNS)}, e.ord
-        FROM json_array_elements(CAST(:events AS json)) WITH ORDINALITY AS e(value, ord)
     ),
     written AS (
         INSERT INTO notification_events (notification_id, at, status, actor, provider, detail)
-        SELECT ev.nid, ev.at, ev.status, :actor, ev.provider, ev.detail
-        FROM ev JOIN done ON done.id = ev.nid ORDER BY ev.ord
+        SELECT e.nid, e.at, e.status, :actor, e.provider, e.detail
+        FROM {j.records("events", _EVENT_COLUMNS, alias="e")}
+        JOIN done ON done.id = e.nid
+        ORDER BY e.seq
     )
     SELECT id FROM done
 """)
 
-_SQLITE_COMPLETE = sa.text(f"""
-    UPDATE notifications SET {_outcome_set("notifications")}
-    FROM (SELECT {j.fields(_OUTCOME_COLUMNS)} FROM {j.source("sqlite", "outcomes")}) AS v
-    WHERE {_FENCE.format(t="notifications")}
-    RETURNING notifications.id
+# SQLite: find the rows whose lease still matches, then update them by primary key with
+# executemany (one prepared statement, run in C). The write lock (BEGIN IMMEDIATE) is held
+# throughout, so nothing changes between the check and the update.
+_SQLITE_LEASED = sa.text(f"""
+    SELECT id, lease_token FROM notifications
+    WHERE id IN (SELECT value FROM {j.sqlite_ids("ids")}) AND status = 'sending'
 """)
-
-_SQLITE_COMPLETE_EVENTS = sa.text(f"""
-    INSERT INTO notification_events (notification_id, at, status, actor, provider, detail)
-    SELECT {", ".join(j.field(name, t) for name, t in _EVENT_COLUMNS[:2])},
-           {j.field("status")}, :actor, {j.field("provider")}, {j.field("detail")}
-    FROM {j.source("sqlite", "events")}
-    WHERE {j.field("nid")} IN (SELECT value FROM json_each(:applied))
-    ORDER BY e.key
-""")
+_SQLITE_COMPLETE = """
+    UPDATE notifications SET
+        status = ?,
+        due_at = COALESCE(?, due_at),
+        provider = COALESCE(?, provider),
+        provider_message_id = COALESCE(?, provider_message_id),
+        last_error = COALESCE(?, last_error),
+        results = COALESCE(?, results),
+        sent_at = COALESCE(?, sent_at),
+        possible_duplicates = possible_duplicates + ?,
+        attempts = attempts + ?,
+        lease_token = NULL,
+        lease_expires_at = NULL,
+        updated_at = ?
+    WHERE id = ?
+"""
+_sqlite_outcome = itemgetter(
+    "status",
+    "due_at",
+    "provider",
+    "provider_message_id",
+    "last_error",
+    "results",
+    "sent_at",
+    "dup",
+    "attempts_delta",
+    "at",
+    "id",
+)
+_SQLITE_EVENT = (
+    "INSERT INTO notification_events (notification_id, at, status, actor, provider, detail) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
 
 _REAP_SET = """
     status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'retrying' END,
@@ -165,40 +183,60 @@ _SQLITE_REAP = sa.text(f"""
     RETURNING id, status
 """)
 
-_SQLITE_REAP_EVENTS = sa.text(f"""
-    INSERT INTO notification_events (notification_id, at, status, actor, detail)
-    SELECT {j.field("id")}, :now, {j.field("status")}, :actor, :reason
-    FROM {j.source("sqlite", "rows")}
-""")
-
-_SCHEDULED_DUE = """
-    SELECT id FROM notifications WHERE status = 'scheduled' AND due_at <= :now
+_WAITING_DUE = """
+    SELECT id, status FROM notifications{hint}
+    WHERE status IN ('scheduled', 'retrying') AND due_at <= :now
     ORDER BY due_at LIMIT :limit
 """
-_PROMOTED = "'queued', :actor, 'send_at reached'"
+_QUEUED_DETAIL = "CASE WHEN {was} = 'scheduled' THEN 'send_at reached' ELSE 'retry due' END"
 
 _PG_PROMOTE = sa.text(f"""
-    WITH due AS ({_SCHEDULED_DUE} FOR UPDATE SKIP LOCKED),
+    WITH due AS ({_WAITING_DUE.format(hint="")} FOR UPDATE SKIP LOCKED),
     promoted AS (
-        UPDATE notifications SET status = 'queued', updated_at = :now
-        WHERE id IN (SELECT id FROM due) RETURNING id
+        UPDATE notifications AS n SET status = 'queued', updated_at = :now
+        FROM due WHERE n.id = due.id
+        RETURNING n.id, due.status AS was
     ),
     ev AS (
         INSERT INTO notification_events (notification_id, at, status, actor, detail)
-        SELECT id, :now, {_PROMOTED} FROM promoted
+        SELECT id, :now, 'queued', :actor, {_QUEUED_DETAIL.format(was="was")} FROM promoted
     )
     SELECT id FROM promoted
 """)
 
-_SQLITE_PROMOTE = sa.text(f"""
-    UPDATE notifications SET status = 'queued', updated_at = :now
-    WHERE id IN ({_SCHEDULED_DUE}) RETURNING id
-""")
-
+# SQLite: pick the rows, write their events (reading the old status), then queue them.
+_SQLITE_WAITING_DUE = sa.text(_WAITING_DUE.format(hint=" INDEXED BY ix_notifications_waiting"))
 _SQLITE_PROMOTE_EVENTS = sa.text(f"""
     INSERT INTO notification_events (notification_id, at, status, actor, detail)
-    SELECT e.value, :now, {_PROMOTED} FROM {j.source("sqlite", "ids")}
+    SELECT id, :now, 'queued', :actor, {_QUEUED_DETAIL.format(was="status")} FROM notifications
+    WHERE id IN (SELECT value FROM {j.sqlite_ids("ids")})
 """)
+_SQLITE_PROMOTE = sa.text(f"""
+    UPDATE notifications SET status = 'queued', updated_at = :now
+    WHERE id IN (SELECT value FROM {j.sqlite_ids("ids")})
+""")
+
+
+def _sqlite_complete(
+    conn: sa.Connection, outcomes: list[Outcome], timeline: list[NewEvent], actor: str
+) -> set[str]:
+    ids = j.dumps(o["id"] for o in outcomes)
+    rows = conn.execute(_SQLITE_LEASED, {"ids": ids}).all()
+    leased: dict[str, int] = {nid: token for nid, token in rows}
+    live = [o for o in outcomes if leased.get(o["id"]) == o["token"]]
+    if not live:
+        return set()
+    conn.exec_driver_sql(_SQLITE_COMPLETE, [_sqlite_outcome(o) for o in live])
+    applied = {o["id"] for o in live}
+    written = [
+        (e["nid"], e["at"], e["status"], actor, e["provider"], e["detail"])
+        for e in timeline
+        if e["nid"] in applied
+    ]
+    if written:  # an empty list would run the statement once, with no parameters
+        conn.exec_driver_sql(_SQLITE_EVENT, written)
+    return applied
+
 
 LEASE_EXPIRED = "lease expired: the worker holding this notification stopped responding"
 
@@ -206,11 +244,13 @@ LEASE_EXPIRED = "lease expired: the worker holding this notification stopped res
 class QueueStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        # A single statement on PostgreSQL needs no BEGIN/COMMIT round trips.
+        self._single = self.db.dialect == "postgresql"
 
     async def claim(
         self, *, limit: int, now: float, lease_seconds: float, token: int, actor: str
     ) -> list[Claimed]:
-        """Take up to ``limit`` due rows, highest priority first, under lease ``token``."""
+        """Take up to ``limit`` queued rows, highest priority first, under lease ``token``."""
         params = {
             "limit": limit,
             "now": now,
@@ -218,17 +258,19 @@ class QueueStore:
             "token": token,
             "actor": actor,
         }
-        async with self.db.write() as conn:
+
+        def claim(conn: sa.Connection) -> list[Claimed]:
             if self.db.dialect == "postgresql":
-                rows = (await conn.execute(_PG_CLAIM, params)).all()
-            else:
-                rows = (await conn.execute(_SQLITE_CLAIM, params)).all()
-                if rows:
-                    await conn.execute(
-                        _SQLITE_CLAIM_EVENTS,
-                        {"ids": j.dumps(r[0] for r in rows), "now": now, "actor": actor},
-                    )
-        claimed = [Claimed(*row) for row in rows]
+                return [Claimed(*row) for row in conn.execute(_PG_CLAIM, params)]
+            rows = [Claimed(*row) for row in conn.execute(_SQLITE_CLAIM, params)]
+            if rows:
+                conn.execute(
+                    _SQLITE_CLAIM_EVENTS,
+                    {"ids": j.dumps(r.id for r in rows), "now": now, "actor": actor},
+                )
+            return rows
+
+        claimed = await self.db.run(claim, autocommit=self._single, durable=False)
         claimed.sort(key=lambda c: (-c.priority, c.due_at))
         return claimed
 
@@ -247,63 +289,69 @@ class QueueStore:
         """
         if not outcomes:
             return set()
-        params = {"outcomes": j.dumps(outcomes), "events": j.dumps(timeline), "actor": actor}
-        async with self.db.write() as conn:
+
+        def complete(conn: sa.Connection) -> set[str]:
             if self.db.dialect == "postgresql":
-                applied = {r[0] for r in (await conn.execute(_PG_COMPLETE, params)).all()}
+                params = {
+                    "outcomes": j.dumps(outcomes),
+                    "events": j.dumps({**e, "seq": n} for n, e in enumerate(timeline)),
+                    "actor": actor,
+                }
+                applied = {r[0] for r in conn.execute(_PG_COMPLETE, params)}
             else:
-                applied = {r[0] for r in (await conn.execute(_SQLITE_COMPLETE, params)).all()}
-                if applied:
-                    await conn.execute(
-                        _SQLITE_COMPLETE_EVENTS,
-                        {"events": params["events"], "applied": j.dumps(applied), "actor": actor},
-                    )
+                applied = _sqlite_complete(conn, outcomes, timeline, actor)
             kept = [c for c in captures if c["notification_id"] in applied]
             if kept:
-                await conn.execute(captured.insert(), kept)
-        return applied
+                conn.execute(captured.insert(), kept)
+            return applied
+
+        return await self.db.run(complete, autocommit=self._single and not captures, durable=False)
 
     async def renew(self, tokens: list[int], *, until: float) -> int:
         """Extend the leases of rows still held under ``tokens``."""
         if not tokens:
             return 0
-        async with self.db.write() as conn:
-            result = await conn.execute(
-                notifications.update()
-                .where(notifications.c.status == "sending")
-                .where(notifications.c.lease_token.in_(tokens))
-                .values(lease_expires_at=until)
-            )
-        return int(result.rowcount)
+        statement = (
+            notifications.update()
+            .where(notifications.c.status == "sending")
+            .where(notifications.c.lease_token.in_(tokens))
+            .values(lease_expires_at=until)
+        )
+        return await self.db.run(
+            lambda conn: int(conn.execute(statement).rowcount),
+            autocommit=self._single,
+            durable=False,
+        )
 
     async def reap(self, *, now: float, limit: int, actor: str) -> list[tuple[str, str]]:
         """Return rows whose lease expired to the queue (or to the dead letters)."""
         params = {"now": now, "limit": limit, "actor": actor, "reason": LEASE_EXPIRED}
-        async with self.db.write() as conn:
-            if self.db.dialect == "postgresql":
-                return [(r[0], r[1]) for r in (await conn.execute(_PG_REAP, params)).all()]
-            rows = [(r[0], r[1]) for r in (await conn.execute(_SQLITE_REAP, params)).all()]
-            if rows:
-                await conn.execute(
-                    _SQLITE_REAP_EVENTS,
-                    {
-                        "rows": j.dumps({"id": i, "status": s} for i, s in rows),
-                        "now": now,
-                        "actor": actor,
-                        "reason": LEASE_EXPIRED,
-                    },
-                )
-        return rows
 
-    async def promote_scheduled(self, *, now: float, actor: str, limit: int = 5000) -> int:
-        """Queue scheduled rows whose ``send_at`` has come."""
-        params = {"now": now, "limit": limit, "actor": actor}
-        async with self.db.write() as conn:
+        def reap(conn: sa.Connection) -> list[tuple[str, str]]:
             if self.db.dialect == "postgresql":
-                return len((await conn.execute(_PG_PROMOTE, params)).all())
-            ids = [r[0] for r in (await conn.execute(_SQLITE_PROMOTE, params)).all()]
-            if ids:
-                await conn.execute(
-                    _SQLITE_PROMOTE_EVENTS, {"ids": j.dumps(ids), "now": now, "actor": actor}
+                return [(r[0], r[1]) for r in conn.execute(_PG_REAP, params)]
+            rows = [(r[0], r[1]) for r in conn.execute(_SQLITE_REAP, params)]
+            if rows:
+                conn.exec_driver_sql(
+                    _SQLITE_EVENT,
+                    [(nid, now, status, actor, None, LEASE_EXPIRED) for nid, status in rows],
                 )
-        return len(ids)
+            return rows
+
+        return await self.db.run(reap, autocommit=self._single, durable=False)
+
+    async def promote_due(self, *, now: float, actor: str, limit: int = 5000) -> int:
+        """Queue scheduled rows whose ``send_at`` came and retrying rows whose retry is due."""
+        params = {"now": now, "limit": limit, "actor": actor}
+
+        def promote(conn: sa.Connection) -> int:
+            if self.db.dialect == "postgresql":
+                return len(conn.execute(_PG_PROMOTE, params).all())
+            ids = [r[0] for r in conn.execute(_SQLITE_WAITING_DUE, params)]
+            if ids:
+                listed = {"ids": j.dumps(ids), "now": now, "actor": actor}
+                conn.execute(_SQLITE_PROMOTE_EVENTS, listed)
+                conn.execute(_SQLITE_PROMOTE, listed)
+            return len(ids)
+
+        return await self.db.run(promote, autocommit=self._single, durable=False)

@@ -16,7 +16,7 @@ metadata = sa.MetaData(
     }
 )
 
-_READY = "status IN ('queued', 'retrying')"
+_READY = "status = 'queued'"
 
 notifications = sa.Table(
     "notifications",
@@ -49,20 +49,20 @@ notifications = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("sent_at", sa.Float),
-    # The claim query walks this partial index: due rows in priority order.
+    # The claim query walks this partial index: queued rows (all due) in priority order.
     sa.Index(
-        "ix_notifications_due",
+        "ix_notifications_ready",
         sa.text("priority DESC"),
         "due_at",
         postgresql_where=sa.text(_READY),
         sqlite_where=sa.text(_READY),
     ),
-    # Scheduled rows wait here until their send_at, then are promoted to queued.
+    # Scheduled and retrying rows wait here until due, then are queued.
     sa.Index(
-        "ix_notifications_scheduled",
+        "ix_notifications_waiting",
         "due_at",
-        postgresql_where=sa.text("status = 'scheduled'"),
-        sqlite_where=sa.text("status = 'scheduled'"),
+        postgresql_where=sa.text("status IN ('scheduled', 'retrying')"),
+        sqlite_where=sa.text("status IN ('scheduled', 'retrying')"),
     ),
     sa.Index(
         "ix_notifications_lease",

@@ -62,10 +62,10 @@ class Dispatcher:
         )
         providers = self._providers[channel]
         events: list[NewEvent] = []
-        errors: list[tuple[Provider, DeliveryError]] = []
+        errors: list[tuple[Provider | _Herald, DeliveryError]] = []
         for index, provider in enumerate(providers):
             try:
-                receipt = await provider.send(delivery)
+                receipt = await _send(provider, delivery)
             except DeliveryError as error:
                 errors.append((provider, error))
                 kind = _kind(error)
@@ -135,7 +135,7 @@ class Dispatcher:
         self,
         row: Claimed,
         channel: Channel,
-        errors: Sequence[tuple[Provider, DeliveryError]],
+        errors: Sequence[tuple[Provider | _Herald, DeliveryError]],
         events: list[NewEvent],
     ) -> Verdict:
         now = time.time()
@@ -182,6 +182,31 @@ class Dispatcher:
             error=message,
         )
         return verdict
+
+    def crashed(self, row: Claimed, exc: BaseException) -> Verdict:
+        """A verdict for a row whose delivery raised something unexpected (a bug)."""
+        error = TransientError(f"internal error: {exc!r}")
+        return self._failed(row, Channel(row.channel), [(_Herald(), error)], [])
+
+
+class _Herald:
+    """Stands in for a provider when Herald itself failed before reaching one."""
+
+    name = "herald"
+
+
+async def _send(provider: Provider, delivery: Delivery) -> Receipt:
+    """A provider raising anything but a DeliveryError has a bug; treat it as transient
+    (retried with backoff, dead once attempts run out) rather than crashing the worker."""
+    try:
+        return await provider.send(delivery)
+    except DeliveryError:
+        raise
+    except Exception as exc:
+        log.exception(
+            "provider_crashed", provider=provider.name, notification_id=delivery.notification_id
+        )
+        raise TransientError(f"{provider.name} failed unexpectedly: {exc!r}") from exc
 
 
 def release(row: Claimed, reason: str, *, possibly_sent: bool = False) -> Verdict:

@@ -15,9 +15,9 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-_READY = sa.text("status IN ('queued', 'retrying')")
+_READY = sa.text("status = 'queued'")
 _SENDING = sa.text("status = 'sending'")
-_SCHEDULED = sa.text("status = 'scheduled'")
+_SCHEDULED = sa.text("status IN ('scheduled', 'retrying')")
 _HAS_RECIPIENT_ID = sa.text("recipient_id IS NOT NULL")
 _HAS_KEY = sa.text("idempotency_key IS NOT NULL")
 _BIGINT_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -55,14 +55,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_notifications"),
     )
     op.create_index(
-        "ix_notifications_due",
+        "ix_notifications_ready",
         "notifications",
         [sa.text("priority DESC"), "due_at"],
         postgresql_where=_READY,
         sqlite_where=_READY,
     )
     op.create_index(
-        "ix_notifications_scheduled",
+        "ix_notifications_waiting",
         "notifications",
         ["due_at"],
         postgresql_where=_SCHEDULED,

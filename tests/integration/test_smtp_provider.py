@@ -1,0 +1,529 @@
+"""The SMTP provider against a real SMTP server (aiosmtpd, tests/integration/smtp_server.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import pytest
+
+from herald.domain.channels import Channel
+from herald.domain.errors import PermanentError, TransientError, UnknownOutcome
+from herald.domain.message import Address, Delivery, Email
+from herald.providers.base import ProviderURL
+from herald.providers.smtp import SmtpProvider
+from tests.integration.conftest import SmtpServerFactory
+from tests.integration.smtp_server import SmtpTestServer, Stage
+
+SENDER = "Herald <noreply@example.org>"
+_counter = iter(range(1_000_000))
+
+MakeProvider = Callable[..., SmtpProvider]
+
+
+def delivery(
+    to: tuple[str, ...] = ("alice@example.org",),
+    *,
+    cc: tuple[str, ...] = (),
+    bcc: tuple[str, ...] = (),
+    text: str = "Hello from Herald.\n",
+    subject: str = "Your order shipped",
+) -> Delivery:
+    n = next(_counter)
+    email = Email(
+        message_id=f"msg-{n}@herald.test",
+        date=time.time(),
+        subject=subject,
+        to=tuple(Address("", a) for a in to),
+        cc=tuple(Address("", a) for a in cc),
+        bcc=tuple(Address("", a) for a in bcc),
+        text=text,
+    )
+    return Delivery(notification_id=f"n-{n}", channel=Channel.EMAIL, attempt=1, content=email)
+
+
+@pytest.fixture
+async def make_provider(smtp_ca_file: Path) -> AsyncIterator[MakeProvider]:
+    """``make_provider(server_or_port, user=None, password=None, **options)``; closed after."""
+    providers: list[SmtpProvider] = []
+
+    def make(
+        target: SmtpTestServer | int,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        **options: object,
+    ) -> SmtpProvider:
+        port = target.port if isinstance(target, SmtpTestServer) else target
+        query: dict[str, object] = {
+            "tls": target.tls if isinstance(target, SmtpTestServer) else "none",
+            "from": SENDER,
+            "timeout": 2,
+            "helo": "client.herald.test",
+        }
+        if query["tls"] != "none":
+            query["ca_file"] = str(smtp_ca_file)
+        query.update(options)
+        query = {k: v for k, v in query.items() if v is not None}
+        userinfo = f"{quote(user, safe='')}:{quote(password or '', safe='')}@" if user else ""
+        url = f"smtp://{userinfo}127.0.0.1:{port}?{urlencode(query)}"
+        provider = SmtpProvider.from_url(ProviderURL.parse(url), name="smtp")
+        providers.append(provider)
+        return provider
+
+    yield make
+    for provider in providers:
+        await provider.aclose()
+
+
+async def eventually(condition: Callable[[], bool]) -> None:
+    """Wait (up to 3 s) for something the server thread or a background task will do."""
+    for _ in range(150):
+        if condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met within 3 s")
+
+
+# --- the message that arrives ------------------------------------------------------------
+
+
+async def test_message_arrives_with_headers_and_bcc_only_in_the_envelope(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    provider = make_provider(smtp_server)
+    sent = delivery(("alice@example.org",), cc=("carol@example.org",), bcc=("bob@example.org",))
+
+    receipt = await provider.send(sent)
+
+    [message] = smtp_server.wait_for_messages(1)
+    assert message.mail_from == "noreply@example.org"
+    assert message.rcpt_tos == ("alice@example.org", "carol@example.org", "bob@example.org")
+    parsed = message.parsed
+    assert parsed["From"] == SENDER
+    assert parsed["To"] == "alice@example.org"
+    assert parsed["Cc"] == "carol@example.org"
+    assert parsed["Bcc"] is None
+    assert b"bob@example.org" not in message.data
+    assert parsed["Subject"] == "Your order shipped"
+    assert parsed["Message-ID"] == f"<{sent.content.message_id}>"
+    assert parsed.get_content() == "Hello from Herald.\n"
+    assert message.message_id == sent.content.message_id
+    assert receipt.provider_message_id == sent.content.message_id
+    assert receipt.detail == "250 2.0.0 OK"
+    assert receipt.rejected == ()
+
+
+async def test_lines_starting_with_a_dot_survive(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    text = ".leading dot\n..two dots\n.\nend\n"
+    await make_provider(smtp_server).send(delivery(text=text))
+    [message] = smtp_server.wait_for_messages(1)
+    assert message.parsed.get_content() == text
+
+
+async def test_envelope_from_and_queue_id(smtp_server: SmtpTestServer, make_provider: MakeProvider):
+    smtp_server.queue_replies("data", (250, "2.0.0 Ok: queued as 4Xk2ABC123"))
+    provider = make_provider(smtp_server, envelope_from="bounces@example.org")
+
+    receipt = await provider.send(delivery())
+
+    [message] = smtp_server.wait_for_messages(1)
+    assert message.mail_from == "bounces@example.org"
+    assert message.parsed["From"] == SENDER
+    assert receipt.provider_message_id == "4Xk2ABC123"
+    assert receipt.detail == "250 2.0.0 Ok: queued as 4Xk2ABC123"
+
+
+# --- TLS and AUTH ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tls", ["starttls", "tls"])
+async def test_tls_verified_against_the_test_ca(
+    tls: str, smtp_server_factory: SmtpServerFactory, make_provider: MakeProvider
+):
+    server = smtp_server_factory(tls=tls)
+    await make_provider(server).send(delivery())
+    [message] = server.wait_for_messages(1)
+    assert message.tls
+
+
+@pytest.mark.parametrize("tls", ["starttls", "tls"])
+async def test_untrusted_certificate_is_transient(
+    tls: str, smtp_server_factory: SmtpServerFactory, make_provider: MakeProvider
+):
+    server = smtp_server_factory(tls=tls)
+    provider = make_provider(server, ca_file=None)  # verify=true against the system CAs only
+    with pytest.raises(TransientError, match="certificate verify failed"):
+        await provider.send(delivery())
+    assert server.message_count == 0
+
+
+async def test_verify_false_accepts_an_untrusted_certificate(
+    smtp_server_factory: SmtpServerFactory, make_provider: MakeProvider
+):
+    server = smtp_server_factory(tls="starttls")
+    await make_provider(server, ca_file=None, verify="false").send(delivery())
+    assert server.wait_for_messages(1)[0].tls
+
+
+async def test_auth_succeeds(smtp_server_factory: SmtpServerFactory, make_provider: MakeProvider):
+    server = smtp_server_factory(tls="starttls", username="herald", password="s3cret:@/")
+    await make_provider(server, user="herald", password="s3cret:@/").send(delivery())
+    [message] = server.wait_for_messages(1)
+    assert message.authenticated
+
+
+async def test_auth_refused_is_permanent_and_not_the_recipients_fault(
+    smtp_server_factory: SmtpServerFactory, make_provider: MakeProvider
+):
+    server = smtp_server_factory(tls="starttls", username="herald", password="right")
+    provider = make_provider(server, user="herald", password="wrong")
+    with pytest.raises(PermanentError) as raised:
+        await provider.send(delivery())
+    assert raised.value.code == "535 5.7.8"
+    assert not raised.value.recipient_fault
+    assert not raised.value.suppress
+    assert "wrong" not in raised.value.message
+    assert server.message_count == 0
+
+
+# --- the pool ----------------------------------------------------------------------------
+
+
+async def test_connections_are_reused_across_messages(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    provider = make_provider(smtp_server, pool_size=2)
+    sent = [delivery() for _ in range(30)]
+
+    await asyncio.gather(*(provider.send(d) for d in sent))
+
+    messages = smtp_server.wait_for_messages(30)
+    assert {m.message_id for m in messages} == {d.content.message_id for d in sent}
+    assert smtp_server.duplicates() == {}
+    assert smtp_server.connections_accepted <= 2
+
+
+async def test_callers_wait_for_a_free_session(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    provider = make_provider(smtp_server, pool_size=1)
+    await asyncio.gather(*(provider.send(delivery()) for _ in range(10)))
+    assert smtp_server.message_count == 10
+    assert smtp_server.connections_accepted == 1
+
+
+async def test_session_recycled_after_max_messages(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    provider = make_provider(smtp_server, pool_size=1, max_messages=3)
+    for _ in range(7):
+        await provider.send(delivery())
+    connections = [m.connection for m in smtp_server.wait_for_messages(7)]
+    assert connections == [1, 1, 1, 2, 2, 2, 3]
+    # A recycled session is QUIT, not left open.
+    await eventually(lambda: smtp_server.open_connections == 1)
+
+
+async def test_never_more_connections_than_pool_size_while_recycling(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    provider = make_provider(smtp_server, pool_size=2, max_messages=2)
+    await asyncio.gather(*(provider.send(delivery()) for _ in range(20)))
+    assert smtp_server.message_count == 20
+    assert smtp_server.connections_accepted >= 10
+    assert smtp_server.peak_open_connections <= 2
+
+
+async def test_idle_session_closed_after_idle_timeout(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    provider = make_provider(smtp_server, idle_timeout=0.2)
+    await provider.send(delivery())
+    assert smtp_server.open_connections == 1
+    await eventually(lambda: smtp_server.open_connections == 0)
+    await provider.send(delivery())
+    assert smtp_server.connections_accepted == 2
+
+
+async def test_reconnects_after_the_server_drops_an_idle_connection(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    provider = make_provider(smtp_server)
+    await provider.send(delivery())
+    smtp_server.drop_connections()
+    # No pause: the client may not have noticed yet, MAIL FROM finds out.
+    await provider.send(delivery())
+    assert smtp_server.message_count == 2
+    assert smtp_server.connections_accepted == 2
+
+
+async def test_cancelled_send_discards_its_session(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    provider = make_provider(smtp_server, pool_size=1)
+    smtp_server.stall("rcpt", seconds=5)
+    sending = asyncio.create_task(provider.send(delivery()))
+    await eventually(lambda: smtp_server.open_connections == 1)
+    await asyncio.sleep(0.05)
+    sending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+
+    await provider.send(delivery())
+    assert smtp_server.message_count == 1
+    assert smtp_server.connections_accepted == 2
+
+
+async def test_dropped_mid_transaction_is_transient_then_reconnects(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    provider = make_provider(smtp_server)
+    smtp_server.drop("rcpt")
+    with pytest.raises(TransientError, match="during RCPT TO") as raised:
+        await provider.send(delivery())
+    assert not isinstance(raised.value, UnknownOutcome)
+
+    await provider.send(delivery())
+    assert smtp_server.message_count == 1
+    assert smtp_server.connections_accepted == 2
+
+
+async def test_aclose_quits_every_session(smtp_server: SmtpTestServer, make_provider: MakeProvider):
+    provider = make_provider(smtp_server, pool_size=3)
+    await asyncio.gather(*(provider.send(delivery()) for _ in range(6)))
+    assert smtp_server.open_connections >= 1
+
+    await provider.aclose()
+
+    await eventually(lambda: smtp_server.open_connections == 0)
+    with pytest.raises(TransientError, match="closed"):
+        await provider.send(delivery())
+
+
+# --- refusals ----------------------------------------------------------------------------
+
+
+async def test_refused_recipients_are_recorded_and_the_rest_still_get_it(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    smtp_server.reject_recipient("gone@example.org", 550, "5.1.1 No such user")
+    smtp_server.reject_recipient("busy@example.org", 450, "4.2.1 Mailbox busy")
+    provider = make_provider(smtp_server)
+
+    receipt = await provider.send(
+        delivery(("alice@example.org", "gone@example.org"), cc=("busy@example.org",))
+    )
+
+    [message] = smtp_server.wait_for_messages(1)
+    assert message.rcpt_tos == ("alice@example.org",)
+    rejected = {r.address: r for r in receipt.rejected}
+    assert set(rejected) == {"gone@example.org", "busy@example.org"}
+    assert rejected["gone@example.org"].code == "550 5.1.1"
+    assert rejected["gone@example.org"].suppress
+    assert "No such user" in rejected["gone@example.org"].message
+    assert rejected["busy@example.org"].code == "450 4.2.1"
+    assert not rejected["busy@example.org"].suppress
+
+
+async def test_single_recipient_refused_is_permanent_and_suppress_worthy(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    smtp_server.reject_recipient("gone@example.org", 550, "5.1.1 No such user")
+    provider = make_provider(smtp_server)
+    with pytest.raises(PermanentError) as raised:
+        await provider.send(delivery(("gone@example.org",)))
+    assert raised.value.suppress
+    assert raised.value.recipient_fault
+    assert raised.value.code == "550 5.1.1"
+    # The transaction was reset: the same session carries the next message.
+    await provider.send(delivery())
+    assert smtp_server.message_count == 1
+    assert smtp_server.connections_accepted == 1
+
+
+async def test_every_recipient_refused_permanently(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    smtp_server.reject_recipient("a@example.org", 550, "5.1.1 No such user")
+    smtp_server.reject_recipient("b@example.org", 553, "5.1.3 Bad address syntax")
+    with pytest.raises(PermanentError) as raised:
+        await make_provider(smtp_server).send(delivery(("a@example.org", "b@example.org")))
+    assert "a@example.org" in raised.value.message
+    assert "b@example.org" in raised.value.message
+    assert not raised.value.suppress  # which address? the rejections say, per recipient
+    assert smtp_server.message_count == 0
+
+
+async def test_every_recipient_refused_with_one_4xx_is_transient(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    smtp_server.reject_recipient("a@example.org", 550, "5.1.1 No such user")
+    smtp_server.reject_recipient("b@example.org", 451, "4.3.0 Try later")
+    with pytest.raises(TransientError) as raised:
+        await make_provider(smtp_server).send(delivery(("a@example.org", "b@example.org")))
+    assert raised.value.code == "451 4.3.0"
+
+
+async def test_policy_refusal_5_7_1_fails_over(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    smtp_server.reject_recipient("alice@example.org", 554, "5.7.1 Relaying denied")
+    with pytest.raises(PermanentError) as raised:
+        await make_provider(smtp_server).send(delivery())
+    assert not raised.value.recipient_fault
+    assert not raised.value.suppress
+    assert raised.value.code == "554 5.7.1"
+
+
+async def test_4xx_after_data_is_transient_and_the_retry_succeeds(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    smtp_server.queue_replies("data", (451, "4.3.0 Local error, try again"))
+    provider = make_provider(smtp_server)
+    sent = delivery()
+
+    with pytest.raises(TransientError) as raised:
+        await provider.send(sent)
+    assert not isinstance(raised.value, UnknownOutcome)
+    assert raised.value.code == "451 4.3.0"
+    assert smtp_server.message_count == 0
+
+    await provider.send(sent)
+    assert [m.message_id for m in smtp_server.messages] == [sent.content.message_id]
+    assert smtp_server.connections_accepted == 1
+
+
+async def test_5xx_after_data_is_permanent(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    smtp_server.queue_replies("data", (554, "5.6.0 Message content rejected"))
+    with pytest.raises(PermanentError) as raised:
+        await make_provider(smtp_server).send(delivery())
+    assert raised.value.code == "554 5.6.0"
+
+
+async def test_mail_from_refused_is_not_the_recipients_fault(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    smtp_server.queue_replies("mail", (553, "5.1.1 Sender address rejected"))
+    provider = make_provider(smtp_server)
+    with pytest.raises(PermanentError) as raised:
+        await provider.send(delivery())
+    assert not raised.value.recipient_fault
+    assert not raised.value.suppress  # 5.1.1 about our sender, not the recipient
+    await provider.send(delivery())
+    assert smtp_server.message_count == 1
+    assert smtp_server.connections_accepted == 1
+
+
+async def test_421_is_transient_and_discards_the_session(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    smtp_server.queue_replies("rcpt", (421, "4.3.2 Service shutting down"))
+    provider = make_provider(smtp_server)
+    with pytest.raises(TransientError, match="421"):
+        await provider.send(delivery())
+    await eventually(lambda: smtp_server.open_connections == 0)
+    await provider.send(delivery())
+    assert smtp_server.connections_accepted == 2
+
+
+async def test_421_at_mail_on_a_reused_session_retries_on_a_fresh_one(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    provider = make_provider(smtp_server)
+    await provider.send(delivery())
+    smtp_server.queue_replies("mail", (421, "4.7.0 Too many messages on this connection"))
+    await provider.send(delivery())
+    assert smtp_server.message_count == 2
+    assert smtp_server.connections_accepted == 2
+
+
+# --- timeouts and the unknown outcome ----------------------------------------------------
+
+
+async def test_timeout_after_the_final_dot_is_an_unknown_outcome(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    smtp_server.stall("end_of_data", seconds=5)
+    provider = make_provider(smtp_server, timeout=0.3)
+    sent = delivery()
+
+    with pytest.raises(UnknownOutcome):
+        await provider.send(sent)
+
+    # The server did store it: a retry (same Message-ID) is a duplicate to count.
+    assert [m.message_id for m in smtp_server.messages] == [sent.content.message_id]
+    await provider.send(sent)
+    assert smtp_server.duplicates() == {sent.content.message_id: 2}
+
+
+async def test_disconnect_after_the_final_dot_is_an_unknown_outcome(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    smtp_server.drop("end_of_data")
+    with pytest.raises(UnknownOutcome):
+        await make_provider(smtp_server).send(delivery())
+    assert smtp_server.message_count == 1
+
+
+@pytest.mark.parametrize("stage", ["mail", "rcpt", "data"])
+async def test_timeout_before_the_body_is_transient(
+    stage: Stage, smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    smtp_server.stall(stage, seconds=5)
+    provider = make_provider(smtp_server, timeout=0.3)
+    with pytest.raises(TransientError, match="timed out") as raised:
+        await provider.send(delivery())
+    assert not isinstance(raised.value, UnknownOutcome)
+    assert smtp_server.message_count == 0
+
+
+async def test_nothing_listening_is_transient(unused_tcp_port: int, make_provider: MakeProvider):
+    provider = make_provider(unused_tcp_port)
+    with pytest.raises(TransientError):
+        await provider.send(delivery())
+
+
+# --- readiness ---------------------------------------------------------------------------
+
+
+async def test_check_passes_against_a_live_server(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    provider = make_provider(smtp_server)
+    await provider.check()
+    await provider.send(delivery())
+    await provider.check()
+    assert smtp_server.connections_accepted == 1
+
+
+async def test_check_reconnects_after_the_server_dropped_the_session(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    provider = make_provider(smtp_server)
+    await provider.check()
+    smtp_server.drop_connections()
+    await provider.check()
+    assert smtp_server.connections_accepted == 2
+
+
+async def test_check_fails_when_nothing_listens(unused_tcp_port: int, make_provider: MakeProvider):
+    provider = make_provider(unused_tcp_port)
+    with pytest.raises(TransientError, match=f"127.0.0.1:{unused_tcp_port}"):
+        await provider.check()
+
+
+async def test_check_fails_on_bad_credentials(
+    smtp_server_factory: SmtpServerFactory, make_provider: MakeProvider
+):
+    server = smtp_server_factory(tls="starttls", username="herald", password="right")
+    provider = make_provider(server, user="herald", password="wrong")
+    with pytest.raises(TransientError, match="535"):
+        await provider.check()
