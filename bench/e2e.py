@@ -251,7 +251,9 @@ async def run(opts: Options) -> dict[str, Any]:
                 "HERALD_LOG_FORMAT": "json",
             }
             if opts.db != "sqlite":
-                migrate = await asyncio.create_subprocess_exec(str(HERALD), "migrate", env=env)
+                migrate = await asyncio.create_subprocess_exec(
+                    str(HERALD), "migrate", env=env, stdout=subprocess.DEVNULL
+                )
                 if await migrate.wait():
                     raise SystemExit("herald migrate failed")
             with herald_serve(env, port) as proc:

@@ -38,20 +38,26 @@ SmtpServerFactory = Callable[..., SmtpTestServer]
 
 @pytest.fixture
 def smtp_server_factory(smtp_certificate: trustme.LeafCert) -> Iterator[SmtpServerFactory]:
-    """``start(tls="none"|"starttls"|"tls", username=None, password=None)`` → a running server.
+    """``start(tls="none"|"starttls"|"tls", username=None, password=None, pipelining=True)``
+    → a running server.
 
     Every server started is stopped at the end of the test.
     """
     servers: list[SmtpTestServer] = []
 
     def start(
-        *, tls: TlsMode = "none", username: str | None = None, password: str | None = None
+        *,
+        tls: TlsMode = "none",
+        username: str | None = None,
+        password: str | None = None,
+        pipelining: bool = True,
     ) -> SmtpTestServer:
         server = SmtpTestServer(
             tls=tls,
             certificate=smtp_certificate if tls != "none" else None,
             username=username,
             password=password,
+            pipelining=pipelining,
         )
         server.start()
         servers.append(server)
@@ -62,10 +68,16 @@ def smtp_server_factory(smtp_certificate: trustme.LeafCert) -> Iterator[SmtpServ
         server.stop()
 
 
-@pytest.fixture
-def smtp_server(smtp_server_factory: SmtpServerFactory) -> SmtpTestServer:
-    """A running plain-TCP SMTP server on 127.0.0.1 that accepts everything."""
-    return smtp_server_factory()
+@pytest.fixture(params=[True, False], ids=["pipelining", "lockstep"])
+def smtp_server(
+    request: pytest.FixtureRequest, smtp_server_factory: SmtpServerFactory
+) -> SmtpTestServer:
+    """A running plain-TCP SMTP server on 127.0.0.1 that accepts everything.
+
+    Each test runs twice: against a server offering PIPELINING (the client sends MAIL, RCPT
+    and DATA at once) and one that does not (one command at a time).
+    """
+    return smtp_server_factory(pipelining=request.param)
 
 
 # --- The HTTP API in-process (tests/integration/api.py) -------------------------------------

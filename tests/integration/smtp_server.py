@@ -1,7 +1,9 @@
 """A real SMTP server for integration tests: aiosmtpd in a background thread.
 
-It records what arrives, can be told how to answer (per recipient, per command, stall,
-drop the connection), speaks STARTTLS / implicit TLS / AUTH, and counts TCP connections::
+It records what arrives (messages, and each read off each connection, to see which
+commands came in one write), can be told how to answer (per recipient, per command, stall,
+drop the connection, a reply then close), speaks STARTTLS / implicit TLS / AUTH, offers
+PIPELINING (RFC 2920) unless told not to, and counts TCP connections::
 
     server = SmtpTestServer(tls="starttls", certificate=cert, username="u", password="p")
     with server:
@@ -11,6 +13,7 @@ drop the connection), speaks STARTTLS / implicit TLS / AUTH, and counts TCP conn
         ... send ...
         [message] = server.wait_for_messages(1)
         message.parsed["Subject"], message.rcpt_tos, server.connections_accepted
+        server.reads(connection=1)  # [b"EHLO client\r\n", b"MAIL FROM:<…>\r\nRCPT …", …]
 
 Stages: ``mail``, ``rcpt``, ``data`` (the DATA command, before 354) and ``end_of_data``
 (after the final dot, the message already stored).
@@ -67,9 +70,10 @@ class ReceivedMessage:
 
 @dataclass
 class _Rule:
-    action: Literal["stall", "drop"]
+    action: Literal["stall", "drop", "shut_down"]
     seconds: float
     times: int | None  # None: every time
+    reply: Reply | None = None  # "shut_down": said before closing
 
 
 @dataclass
@@ -79,6 +83,9 @@ class _Behaviour:
         default_factory=lambda: collections.defaultdict(collections.deque)
     )
     rules: dict[str, _Rule] = field(default_factory=dict)
+    #: Answer DATA with 354 even when no recipient was accepted (RFC 2920 §3.1 allows it),
+    #: and the end of that data with this.
+    data_without_recipients: Reply | None = None
 
 
 class SmtpTestServer:
@@ -92,12 +99,14 @@ class SmtpTestServer:
         username: str | None = None,
         password: str | None = None,
         host: str = "127.0.0.1",
+        pipelining: bool = True,
     ) -> None:
         if tls != "none" and certificate is None:
             raise ValueError(f"tls={tls!r} needs a certificate")
         self.host = host
         self.port = 0
         self.tls: TlsMode = tls
+        self.pipelining = pipelining
         self._username = username
         self._password = password
         self._lock = threading.Lock()
@@ -107,6 +116,8 @@ class SmtpTestServer:
         self._connections = 0
         self._open: set[_RecordingSMTP] = set()
         self._peak_open = 0
+        self._reads: list[tuple[int, bytes]] = []
+        self._empty_data: list[bytes] = []
         self._behaviour = _Behaviour()
         server_context: ssl.SSLContext | None = None
         if certificate is not None:
@@ -126,8 +137,13 @@ class SmtpTestServer:
     def start(self) -> SmtpTestServer:
         self._controller.start()
         self.port = self._controller.port
-        with self._lock:
-            self._connections = 0  # the controller's own start-up probe
+        deadline = time.monotonic() + 5.0
+        with self._arrived:
+            # The controller's start-up probe: not a client's connection. It may not have
+            # been seen closing yet, and would count as open.
+            while self._open and time.monotonic() < deadline:
+                self._arrived.wait(0.01)
+            self._connections = 0
             self._peak_open = 0
         return self
 
@@ -197,11 +213,29 @@ class SmtpTestServer:
         with self._lock:
             return self._peak_open
 
+    def reads(self, connection: int | None = None) -> list[bytes]:
+        """What each read off a connection (all of them, by default) got, in order.
+
+        Commands the client wrote at once arrive in one read on loopback; commands it sent
+        one at a time, each after the reply to the previous one, cannot share a read.
+        """
+        with self._lock:
+            return [data for n, data in self._reads if connection in (None, n)]
+
+    @property
+    def empty_data(self) -> list[bytes]:
+        """What arrived after a 354 given without any accepted recipient (see
+        :meth:`answer_data_without_recipients`): ``b""`` for the lone dot RFC 2920 asks for."""
+        with self._lock:
+            return list(self._empty_data)
+
     def clear(self) -> None:
-        """Forget messages and the connection count (not the behaviour)."""
+        """Forget messages, reads and the connection count (not the behaviour)."""
         with self._lock:
             self._messages.clear()
             self._by_message_id.clear()
+            self._reads.clear()
+            self._empty_data.clear()
             self._connections = 0
             self._peak_open = len(self._open)
 
@@ -228,13 +262,49 @@ class SmtpTestServer:
         """Close the connection at ``stage`` without a reply."""
         self._set_rule(stage, _Rule("drop", 0.0, times))
 
-    def drop_connections(self) -> None:
-        """Close every open client connection now (as a server restart or idle timeout would)."""
+    def shut_down(
+        self,
+        stage: Stage,
+        reply: Reply = (421, "4.3.2 Service shutting down"),
+        *,
+        times: int | None = 1,
+    ) -> None:
+        """Answer the command at ``stage`` with ``reply``, then close the connection."""
+        self._set_rule(stage, _Rule("shut_down", 0.0, times, reply))
+
+    def answer_data_without_recipients(
+        self, end: Reply = (554, "5.5.1 Error: no valid recipients")
+    ) -> None:
+        """Answer DATA with 354 even when every RCPT was refused, until :meth:`reset`.
+
+        aiosmtpd says 503 then, as most servers do; RFC 2920 §3.1 warns clients that a
+        server may not. What the client sends until its final dot goes to :attr:`empty_data`,
+        and the end is answered with ``end``.
+        """
+        with self._lock:
+            self._behaviour.data_without_recipients = end
+
+    def drop_connections(self, *, saying: str | None = None) -> None:
+        """Close every open client connection now (as a server restart or idle timeout would).
+
+        ``saying`` is a line written first, unasked (e.g. ``421 4.4.2 Idle timeout``).
+        """
+        self._tell_connections(saying, close=True)
+
+    def say_unasked(self, line: str) -> None:
+        """Write ``line`` to every open connection, though no command asked for a reply."""
+        self._tell_connections(line, close=False)
+
+    def _tell_connections(self, line: str | None, *, close: bool) -> None:
         done = threading.Event()
 
         def close_all() -> None:
             for session in list(self._open):
-                if session.transport is not None:
+                if session.transport is None:
+                    continue
+                if line is not None:
+                    session.transport.write(line.encode() + b"\r\n")
+                if close:
                     session.transport.close()
             done.set()
 
@@ -264,6 +334,18 @@ class SmtpTestServer:
     def _disconnected(self, session: _RecordingSMTP) -> None:
         with self._lock:
             self._open.discard(session)
+
+    def _record_read(self, session: _RecordingSMTP, data: bytes) -> None:
+        with self._lock:
+            self._reads.append((session.connection_number, data))
+
+    def _record_empty_data(self, data: bytes) -> None:
+        with self._lock:
+            self._empty_data.append(data)
+
+    def _answers_data_without_recipients(self) -> Reply | None:
+        with self._lock:
+            return self._behaviour.data_without_recipients
 
     def _take_rule(self, stage: str) -> _Rule | None:
         with self._lock:
@@ -327,9 +409,25 @@ def _status(reply: Reply) -> str:
 class _Handler:
     """aiosmtpd hooks: consult the owner's behaviour, record what arrives."""
 
-    def __init__(self, owner: SmtpTestServer, auth: bool) -> None:
+    def __init__(self, owner: SmtpTestServer, auth: bool, *, pipelining: bool) -> None:
         self._owner = owner
         self._auth = auth
+        self._pipelining = pipelining
+
+    async def handle_EHLO(
+        self,
+        server: _RecordingSMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        if self._pipelining:
+            # aiosmtpd reads commands line by line off a stream, so it copes with pipelined
+            # ones; it just does not say so.
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_MAIL(
         self,
@@ -388,9 +486,27 @@ class _RecordingSMTP(SMTP):
         self._owner._disconnected(self)
         super().connection_lost(error)
 
+    def data_received(self, data: bytes) -> None:
+        self._owner._record_read(self, data)
+        super().data_received(data)
+
     async def smtp_DATA(self, arg: str) -> None:
-        if self.envelope is not None and self.envelope.rcpt_tos:
+        envelope = self.envelope
+        if envelope is not None and envelope.rcpt_tos:
             await self.apply_rule("data")
+        elif (
+            envelope is not None
+            and envelope.mail_from is not None
+            and (end := self._owner._answers_data_without_recipients()) is not None
+        ):
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            lines: list[bytes] = []
+            while (line := await self._reader.readuntil(b"\r\n")) != b".\r\n":
+                lines.append(line)
+            self._owner._record_empty_data(b"".join(lines))
+            self._set_post_data_state()
+            await self.push(_status(end))
+            return
         await super().smtp_DATA(arg)
 
     async def apply_rule(self, stage: str) -> None:
@@ -400,6 +516,8 @@ class _RecordingSMTP(SMTP):
         if rule.action == "stall":
             await asyncio.sleep(rule.seconds)
             return
+        if rule.action == "shut_down" and rule.reply is not None:
+            await self.push(_status(rule.reply))
         if self.transport is not None:
             self.transport.close()
         # connection_lost() cancels this session's task; wait for that.
@@ -435,7 +553,7 @@ class _Controller(Controller):
         if not auth:
             smtp_kwargs["auth_exclude_mechanism"] = ["LOGIN", "PLAIN"]
         super().__init__(
-            _Handler(owner, auth),
+            _Handler(owner, auth, pipelining=owner.pipelining),
             hostname=host,
             port=0,
             ssl_context=ssl_context,

@@ -527,3 +527,169 @@ async def test_check_fails_on_bad_credentials(
     provider = make_provider(server, user="herald", password="wrong")
     with pytest.raises(TransientError, match="535"):
         await provider.check()
+
+
+# --- pipelining (RFC 2920) and the replies it can bring ------------------------------------
+
+
+def _command_reads(server: SmtpTestServer) -> list[bytes]:
+    """The reads that carried transaction commands (not EHLO/QUIT, not the body)."""
+    return [r for r in server.reads() if r.startswith((b"MAIL", b"RCPT", b"DATA", b"RSET"))]
+
+
+async def test_pipelined_commands_go_out_in_one_write(
+    smtp_server_factory: SmtpServerFactory, make_provider: MakeProvider
+):
+    server = smtp_server_factory(pipelining=True)
+    await make_provider(server).send(delivery(("alice@example.org", "bob@example.org")))
+
+    [message] = server.wait_for_messages(1)
+    assert message.rcpt_tos == ("alice@example.org", "bob@example.org")
+    [group] = _command_reads(server)
+    assert group.startswith(b"MAIL FROM:<noreply@example.org> SIZE=")
+    assert group.endswith(
+        b"\r\nRCPT TO:<alice@example.org>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n"
+    )
+
+
+async def test_without_pipelining_commands_go_one_at_a_time(
+    smtp_server_factory: SmtpServerFactory, make_provider: MakeProvider
+):
+    server = smtp_server_factory(pipelining=False)
+    await make_provider(server).send(delivery(("alice@example.org", "bob@example.org")))
+
+    server.wait_for_messages(1)
+    reads = _command_reads(server)
+    assert [r.split(b":")[0] for r in reads] == [b"MAIL FROM", b"RCPT TO", b"RCPT TO", b"DATA\r\n"]
+    assert all(r.count(b"\r\n") == 1 for r in reads)
+
+
+@pytest.mark.parametrize("tls", ["starttls", "tls"])
+async def test_pipelining_over_tls_and_close_notify_on_aclose(
+    tls: str, smtp_server_factory: SmtpServerFactory, make_provider: MakeProvider
+):
+    server = smtp_server_factory(tls=tls, username="herald", password="pw")
+    provider = make_provider(server, user="herald", password="pw", pool_size=2)
+    server.reject_recipient("gone@example.org", 550, "5.1.1 No such user")
+
+    receipts = await asyncio.gather(
+        *(provider.send(delivery(("alice@example.org", "gone@example.org"))) for _ in range(6))
+    )
+
+    assert [[r.address for r in receipt.rejected] for receipt in receipts] == [
+        ["gone@example.org"]
+    ] * 6
+    messages = server.wait_for_messages(6)
+    assert all(m.tls and m.authenticated for m in messages)
+    assert len(_command_reads(server)) == 6  # one group per message
+    await provider.aclose()
+    await eventually(lambda: server.open_connections == 0)
+
+
+async def test_many_recipients_refusals_are_matched_to_the_right_address(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    to = tuple(f"user{i}@example.org" for i in range(30))
+    for address in to[::3]:
+        smtp_server.reject_recipient(address, 550, f"5.1.1 <{address}> No such user")
+    smtp_server.reject_recipient(to[4], 452, "4.5.3 Too many recipients")
+
+    receipt = await make_provider(smtp_server).send(delivery(to))
+
+    refused = {r.address: r for r in receipt.rejected}
+    assert list(refused) == sorted({*to[::3], to[4]}, key=to.index)
+    assert all(address in refused[address].message for address in to[::3])
+    assert refused[to[4]].code == "452 4.5.3"
+    [message] = smtp_server.wait_for_messages(1)
+    assert message.rcpt_tos == tuple(a for a in to if a not in refused)
+
+
+@pytest.mark.parametrize(
+    "end", [(554, "5.5.1 Error: no valid recipients"), (250, "2.0.0 Ok: nothing to deliver")]
+)
+async def test_every_recipient_refused_but_data_accepted_ends_with_a_lone_dot(
+    end: tuple[int, str], smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    smtp_server.answer_data_without_recipients(end)
+    smtp_server.reject_recipient("a@example.org", 550, "5.1.1 No such user")
+    smtp_server.reject_recipient("b@example.org", 550, "5.1.1 No such user")
+    provider = make_provider(smtp_server)
+
+    with pytest.raises(PermanentError) as raised:
+        await provider.send(delivery(("a@example.org", "b@example.org")))
+
+    assert raised.value.code == "550 5.1.1"
+    assert "a@example.org" in raised.value.message
+    assert "b@example.org" in raised.value.message
+    # Pipelined, DATA went out with the RCPTs and got a 354: the client ended it with a lone
+    # dot (RFC 2920 §3.1). One at a time, DATA is never sent when no recipient was accepted.
+    assert smtp_server.empty_data == ([b""] if smtp_server.pipelining else [])
+    assert smtp_server.message_count == 0
+    # The transaction is over; the session carries the next message.
+    await provider.send(delivery())
+    assert smtp_server.message_count == 1
+    assert smtp_server.connections_accepted == 1
+
+
+async def test_refused_mail_from_is_reset_and_the_session_reused(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    # Pipelined, RCPT and DATA are refused too (503, bad sequence): those replies must be
+    # read before RSET, or they would be taken for the next transaction's.
+    smtp_server.queue_replies("mail", (451, "4.3.0 Sender check failed, try later"))
+    provider = make_provider(smtp_server)
+
+    with pytest.raises(TransientError) as raised:
+        await provider.send(delivery())
+    assert raised.value.code == "451 4.3.0"
+    assert "MAIL FROM refused" in raised.value.message
+
+    await provider.send(delivery())
+    assert smtp_server.message_count == 1
+    assert smtp_server.connections_accepted == 1
+
+
+@pytest.mark.parametrize("stage", ["mail", "rcpt"])
+async def test_421_then_close_mid_transaction_is_transient_with_the_421(
+    stage: Stage, smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    smtp_server.shut_down(stage, (421, "4.3.2 Service shutting down"))
+    provider = make_provider(smtp_server)
+    with pytest.raises(TransientError) as raised:
+        await provider.send(delivery())
+    assert not isinstance(raised.value, UnknownOutcome)
+    assert raised.value.code == "421 4.3.2"
+
+    await provider.send(delivery())
+    assert smtp_server.message_count == 1
+    assert smtp_server.connections_accepted == 2
+
+
+async def test_421_then_close_at_mail_on_a_reused_session_retries_on_a_fresh_one(
+    smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    provider = make_provider(smtp_server)
+    await provider.send(delivery())
+    smtp_server.shut_down("mail", (421, "4.7.0 Too many messages on this connection"))
+    await provider.send(delivery())
+    assert smtp_server.message_count == 2
+    assert smtp_server.connections_accepted == 2
+
+
+@pytest.mark.parametrize("close", [True, False])
+async def test_a_reply_nobody_asked_for_retires_the_session(
+    close: bool, smtp_server: SmtpTestServer, make_provider: MakeProvider
+):
+    provider = make_provider(smtp_server)
+    await provider.send(delivery())
+    if close:  # what Postfix does when an idle connection times out
+        smtp_server.drop_connections(saying="421 4.4.2 localhost Error: timeout exceeded")
+    else:  # a confused server: pairing this with MAIL would misread every reply after
+        smtp_server.say_unasked("250 2.0.0 Ok")
+    await asyncio.sleep(0.05)
+
+    receipt = await provider.send(delivery())
+
+    assert receipt.detail == "250 2.0.0 OK"
+    assert smtp_server.message_count == 2
+    assert smtp_server.connections_accepted == 2

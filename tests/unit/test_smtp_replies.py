@@ -1,7 +1,14 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from herald.domain.errors import PermanentError, TransientError
-from herald.domain.smtp_replies import classify_smtp_reply, enhanced_code, queue_id_from_reply
+from herald.domain.smtp_replies import (
+    _QUEUE_ID_PATTERNS,
+    classify_smtp_reply,
+    enhanced_code,
+    queue_id_from_reply,
+)
 
 
 @pytest.mark.parametrize(
@@ -78,3 +85,40 @@ def test_queue_id_from_common_servers(reply: str, queue_id: str):
 @pytest.mark.parametrize("reply", ["OK", "2.0.0 Ok", "Great success", ""])
 def test_no_queue_id(reply: str):
     assert queue_id_from_reply(reply) is None
+
+
+_reply_text = st.lists(
+    st.sampled_from(
+        [
+            "2.0.0",
+            "Ok",
+            "OK",
+            "ok:",
+            "queued as",
+            "id=",
+            "[InternalId=",
+            "1700000000",
+            "-",
+            "gsmtp",
+            "Message accepted",
+            "0100018b2c3d4e5f-1a2b",
+            "4Xk2abC1",
+            " ",
+            "  ",
+            "<",
+            ">",
+        ]
+    )
+    | st.text(max_size=4),
+    max_size=8,
+).map("".join)
+
+
+@given(_reply_text)
+def test_the_prefilter_never_hides_a_queue_id(reply: str):
+    """queue_id_from_reply skips the patterns when one search says none can match."""
+    expected = next(
+        (m.group(1).rstrip(".,;:)>") for p in _QUEUE_ID_PATTERNS if (m := p.search(reply))),
+        None,
+    )
+    assert queue_id_from_reply(reply) == expected

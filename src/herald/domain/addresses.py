@@ -41,7 +41,7 @@ def parse_email_address(value: str) -> Address:
     Display names may be UTF-8 without quotes (RFC 6532 extends atext), e.g.
     ``Zoë Ångström <zoe@example.org>``; the MIME layer encodes them for the wire.
     """
-    named = _NAMED.fullmatch(value)
+    named = _NAMED.fullmatch(value) if "<" in value else None
     if named is None:
         return _fast_path(value) or _slow_path(value)
     name, addr = named.groups()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -46,33 +47,9 @@ class Email:
     headers: tuple[tuple[str, str], ...] = ()
     attachments: tuple[Attachment, ...] = ()
 
-    def to_payload(self) -> dict[str, Any]:
-        """The JSON-ready form stored at accept time."""
-        return {
-            "message_id": self.message_id,
-            "date": self.date,
-            "subject": self.subject,
-            "from": list(self.sender) if self.sender else None,
-            "to": [list(a) for a in self.to],
-            "cc": [list(a) for a in self.cc],
-            "bcc": [list(a) for a in self.bcc],
-            "reply_to": [list(a) for a in self.reply_to],
-            "text": self.text,
-            "html": self.html,
-            "headers": [list(h) for h in self.headers],
-            "attachments": [
-                {
-                    "filename": a.filename,
-                    "content_type": a.content_type,
-                    "content_base64": a.content_base64,
-                    "content_id": a.content_id,
-                }
-                for a in self.attachments
-            ],
-        }
-
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Email:
+        """The inverse of :func:`email_payload`."""
         sender = payload.get("from")
         return cls(
             message_id=payload["message_id"],
@@ -96,6 +73,50 @@ class Email:
         for address in (*self.to, *self.cc, *self.bcc):
             seen.setdefault(address.addr, None)
         return list(seen)
+
+
+def email_payload(
+    *,
+    message_id: str,
+    date: float,
+    subject: str,
+    sender: Address | None,
+    to: Sequence[Address],
+    cc: Sequence[Address],
+    bcc: Sequence[Address],
+    reply_to: Sequence[Address],
+    text: str | None,
+    html: str | None,
+    headers: Sequence[tuple[str, str]],
+    attachments: Sequence[Attachment],
+) -> dict[str, Any]:
+    """An email's stored form, the inverse of :meth:`Email.from_payload`.
+
+    The accept path builds this directly (no :class:`Email` in between: at 10,000
+    notifications a second every microsecond shows).
+    """
+    return {
+        "message_id": message_id,
+        "date": date,
+        "subject": subject,
+        "from": list(sender) if sender else None,
+        "to": [list(a) for a in to],
+        "cc": [list(a) for a in cc],
+        "bcc": [list(a) for a in bcc],
+        "reply_to": [list(a) for a in reply_to],
+        "text": text,
+        "html": html,
+        "headers": [list(h) for h in headers],
+        "attachments": [
+            {
+                "filename": a.filename,
+                "content_type": a.content_type,
+                "content_base64": a.content_base64,
+                "content_id": a.content_id,
+            }
+            for a in attachments
+        ],
+    }
 
 
 @dataclass(frozen=True, slots=True)

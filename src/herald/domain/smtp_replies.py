@@ -64,8 +64,15 @@ _QUEUE_ID_PATTERNS = (
 )
 
 
+#: A text none of the patterns can match lacks all of these (a case-blind superset of what each
+#: needs), so one search rules out six for replies that name no queue id ("2.0.0 Ok").
+_MAY_NAME_QUEUE_ID = re.compile(r"queued as|id=|message accepted|[0-9a-f]{8}-|gsmtp", re.IGNORECASE)
+
+
 def queue_id_from_reply(message: str) -> str | None:
     """The server's queue id in its final reply to DATA (``queued as ABC123``), if it names one."""
+    if _MAY_NAME_QUEUE_ID.search(message) is None:
+        return None
     for pattern in _QUEUE_ID_PATTERNS:
         match = pattern.search(message)
         if match is not None:

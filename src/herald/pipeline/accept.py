@@ -33,6 +33,7 @@ from herald.store.notifications import KeyConflict, NotificationStore
 from herald.store.records import Accepted, NewNotification
 
 MAX_METADATA_BYTES = 16 * 1024
+_SCHEDULED, _QUEUED = Status.SCHEDULED.value, Status.QUEUED.value  # enum lookups cost µs
 #: Rows per transaction when many requests are waiting.
 _GROUP_ROWS = 2000
 
@@ -106,12 +107,12 @@ class Pipeline:
         return {
             "id": notification_id,
             "channel": request.channel.value,
-            "status": (Status.SCHEDULED if scheduled else Status.QUEUED).value,
+            "status": _SCHEDULED if scheduled else _QUEUED,
             "priority": request.priority,
             "recipient": prepared.recipient,
             "recipient_id": request.recipient_id,
             "category": request.category,
-            "payload": orjson.dumps(prepared.email.to_payload()).decode(),
+            "payload": orjson.dumps(prepared.payload).decode(),
             "metadata": metadata,
             "idempotency_key": key,
             "request_hash": request_hash(request) if key else None,

@@ -8,11 +8,12 @@ import re
 from dataclasses import dataclass
 from email.policy import SMTP
 from functools import lru_cache
+from typing import Any
 
 import html2text
 
 from herald.domain.addresses import InvalidAddress, parse_email_address
-from herald.domain.message import Address, Attachment, Email
+from herald.domain.message import Address, Attachment, email_payload
 from herald.pipeline.requests import NotificationRequest
 
 # Headers Herald writes itself; callers set them through fields, or not at all.
@@ -45,7 +46,7 @@ class EmailLimits:
 
 @dataclass(frozen=True, slots=True)
 class PreparedEmail:
-    email: Email
+    payload: dict[str, Any]  # see herald.domain.message.email_payload
     recipient: str  # primary recipient, lowercased, for filtering
 
 
@@ -101,21 +102,21 @@ def prepare_email(
             )
         }
     domain = sender[0].addr.rsplit("@", 1)[1] if sender else message_id_domain
-    email = Email(
+    payload = email_payload(
         message_id=f"{notification_id}@{domain}",
         date=now,
         subject=request.subject or "",
         sender=sender[0] if sender else None,
-        to=tuple(to),
-        cc=tuple(cc),
-        bcc=tuple(bcc),
-        reply_to=tuple(reply_to),
+        to=to,
+        cc=cc,
+        bcc=bcc,
+        reply_to=reply_to,
         text=text,
         html=request.html,
-        headers=tuple(headers),
-        attachments=tuple(attachments),
+        headers=headers,
+        attachments=attachments,
     )
-    return PreparedEmail(email=email, recipient=to[0].addr.lower())
+    return PreparedEmail(payload=payload, recipient=to[0].addr.lower())
 
 
 def _addresses(

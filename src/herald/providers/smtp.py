@@ -1,23 +1,25 @@
-"""SMTP delivery through a small pool of persistent aiosmtplib sessions.
+"""SMTP delivery through a small pool of persistent sessions.
 
 ``smtp://user:pass@host:port?tls=starttls&from=Name%20%3Cnoreply@example.org%3E`` — see
-``docs/providers.md`` for every option. One transaction per message (MAIL, RCPT per
-recipient, DATA) is driven step by step so each reply can be classified precisely:
-per-recipient refusals become :class:`RecipientRejection`\\ s, a lost reply to the end of
-DATA becomes :class:`UnknownOutcome`, everything else a transient or permanent error.
+``docs/providers.md`` for every option. aiosmtplib opens each session (TLS, EHLO, AUTH);
+transactions then run on Herald's own protocol (:mod:`herald.providers.smtp_wire`): MAIL,
+RCPT per recipient and DATA in one write when the server offers PIPELINING (RFC 2920), one
+at a time otherwise, then the message. Every reply is classified: per-recipient refusals
+become :class:`RecipientRejection`\\ s, a lost reply to the end of DATA becomes
+:class:`UnknownOutcome`, everything else a transient or permanent error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import getaddresses
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
 import aiosmtplib
 import structlog
@@ -35,6 +37,8 @@ from herald.domain.message import Address, Delivery, Receipt, RecipientRejection
 from herald.domain.mime import build_email_bytes
 from herald.domain.smtp_replies import classify_smtp_reply, queue_id_from_reply
 from herald.providers.base import ProviderURL
+from herald.providers.smtp_pool import SessionPool, SmtpSession
+from herald.providers.smtp_wire import SessionBroken, SmtpReply, SmtpWire
 
 log = structlog.get_logger(__name__)
 
@@ -58,8 +62,6 @@ _OPTIONS: Final = frozenset(
     }
 )
 _MAILBOX = re.compile(r"^[^\s<>@,;\"]+@[^\s<>@,;\"]+$")
-_LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
-_LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 _REPLY_OK: Final = 250
 _RCPT_ACCEPTED: Final = frozenset({250, 251})
 _REPLY_START_INPUT: Final = 354
@@ -155,161 +157,6 @@ def _parse_sender(value: str, where: str) -> Address:
     return Address(name, addr)
 
 
-class _Session:
-    """One pooled SMTP connection and its bookkeeping."""
-
-    __slots__ = ("client", "deadline", "idle_since", "protocol", "timed_out", "transactions")
-
-    def __init__(self, client: aiosmtplib.SMTP) -> None:
-        self.client = client
-        # Kept past client.close(): its transport becomes None once the socket is gone.
-        self.protocol = client.protocol
-        self.transactions = 0
-        self.idle_since = 0.0
-        #: Loop time by which the pending reply must arrive (0: none pending); the pool's
-        #: watchdog aborts the connection after it and sets ``timed_out``.
-        self.deadline = 0.0
-        self.timed_out = False
-
-    @property
-    def reused(self) -> bool:
-        """It has sat idle in the pool, so the server may have closed it meanwhile."""
-        return self.idle_since > 0.0
-
-    @property
-    def closing(self) -> bool:
-        """Closed on our side, but the socket is not released yet (e.g. TLS close_notify)."""
-        return (
-            self.client.protocol is None
-            and self.protocol is not None
-            and self.protocol.transport is not None
-        )
-
-    def abort(self) -> None:
-        """Drop the connection now, without QUIT or TLS close_notify."""
-        transport = self.protocol.transport if self.protocol is not None else None
-        if isinstance(transport, asyncio.Transport):
-            transport.abort()
-
-
-class _SessionPool:
-    """Up to ``size`` sessions, lent out one caller at a time.
-
-    Sessions are opened lazily and kept idle in LIFO order (the busiest stay warm, the
-    rest age out). A session is retired (QUIT) after ``max_messages`` transactions or
-    ``idle_timeout`` seconds idle, and dropped at once if it broke. Retiring one keeps its
-    slot until QUIT is answered, so no more than ``size`` connections are ever open.
-
-    A watchdog ticking while any session is open enforces ``session.deadline`` and the idle
-    timeout. Arming a deadline is a float store per command, where asyncio.timeout() or
-    wait_for() cost a timer handle each (about a quarter of the CPU an SMTP transaction
-    takes); the price is precision: a timeout fires up to one tick late.
-    """
-
-    def __init__(
-        self,
-        connect: Callable[[], Awaitable[aiosmtplib.SMTP]],
-        *,
-        size: int,
-        max_messages: int,
-        idle_timeout: float,
-        command_timeout: float,
-    ) -> None:
-        self._connect = connect
-        self._slots = asyncio.Semaphore(size)
-        self._max_messages = max_messages
-        self._idle_timeout = idle_timeout
-        self._command_timeout = command_timeout
-        self._tick_every = min(1.0, command_timeout / 4, idle_timeout / 4)
-        self._idle: list[_Session] = []  # [0] has been idle longest
-        self._sessions: set[_Session] = set()  # every one whose socket may still be open
-        self._retiring: set[asyncio.Task[None]] = set()
-        self._ticker: asyncio.TimerHandle | None = None
-        self.closed = False
-
-    async def acquire(self) -> _Session:
-        """A live session: an idle one if any, else a new connection (waits for a slot)."""
-        await self._slots.acquire()
-        try:
-            if self._idle:
-                deadline = asyncio.get_running_loop().time() - self._idle_timeout
-                while self._idle:
-                    session = self._idle.pop()
-                    if session.client.is_connected and session.idle_since > deadline:
-                        return session
-                    session.client.close()
-            session = _Session(await self._connect())
-            self._sessions.add(session)
-            if self._ticker is None:
-                self._ticker = asyncio.get_running_loop().call_later(self._tick_every, self._tick)
-            return session
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def release(self, session: _Session) -> None:
-        """Give a session back: kept if still usable, else retired or dropped."""
-        session.deadline = 0.0
-        client = session.client
-        if not client.is_connected:
-            client.close()
-            self._slots.release()
-        elif self.closed or session.transactions >= self._max_messages:
-            self._retire(session, holds_slot=True)
-        else:
-            session.idle_since = asyncio.get_running_loop().time()
-            self._idle.append(session)
-            self._slots.release()
-
-    async def aclose(self) -> None:
-        """QUIT every idle session and wait until their sockets are released.
-
-        Sessions in use are retired when given back.
-        """
-        self.closed = True
-        if self._ticker is not None:
-            self._ticker.cancel()
-            self._ticker = None
-        idle, self._idle = self._idle, []
-        for session in idle:
-            self._retire(session, holds_slot=False)
-        if self._retiring:
-            await asyncio.gather(*self._retiring, return_exceptions=True)
-        await _wait_closed([s.protocol for s in self._sessions if s.closing], self._command_timeout)
-
-    def _tick(self) -> None:
-        self._ticker = None
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        for session in self._sessions:
-            if session.deadline and now > session.deadline:
-                session.deadline = 0.0
-                session.timed_out = True
-                session.abort()  # the pending read fails with SMTPServerDisconnected
-        idle_limit = now - self._idle_timeout
-        while self._idle and self._idle[0].idle_since <= idle_limit:
-            self._retire(self._idle.pop(0), holds_slot=False)
-        self._sessions = {s for s in self._sessions if s.protocol and s.protocol.transport}
-        if self._sessions and not self.closed:
-            self._ticker = loop.call_later(self._tick_every, self._tick)
-
-    def _retire(self, session: _Session, *, holds_slot: bool) -> None:
-        task = asyncio.get_running_loop().create_task(self._quit(session.client, holds_slot))
-        self._retiring.add(task)
-        task.add_done_callback(self._retiring.discard)
-
-    async def _quit(self, client: aiosmtplib.SMTP, holds_slot: bool) -> None:
-        try:
-            if client.is_connected:
-                await client.quit(timeout=self._command_timeout)
-        except (aiosmtplib.SMTPException, OSError):
-            pass  # it is going away either way
-        finally:
-            client.close()
-            if holds_slot:
-                self._slots.release()
-
-
 class _StaleSession(Exception):
     """A reused session turned out dead before anything was committed: try a fresh one."""
 
@@ -329,7 +176,7 @@ class SmtpProvider:
         self._envelope_from = settings.envelope_from
         self._helo = settings.helo
         self._tls_context = _tls_context(settings) if settings.tls != "none" else None
-        self._pool = _SessionPool(
+        self._pool = SessionPool(
             self._connect,
             size=settings.pool_size,
             max_messages=settings.max_messages,
@@ -374,16 +221,10 @@ class SmtpProvider:
             except DeliveryError:
                 raise
             except BaseException:
-                session.client.close()  # cancelled or a bug: the session state is unknown
+                session.wire.close()  # cancelled or a bug: the session state is unknown
                 raise
             finally:
                 self._pool.release(session)
-            log.debug(
-                "smtp.sent",
-                provider=self.name,
-                notification_id=delivery.notification_id,
-                reply=receipt.detail,
-            )
             return receipt
         raise TransientError(f"{self.name}: SMTP connections keep closing before MAIL FROM")
 
@@ -397,22 +238,30 @@ class SmtpProvider:
             except DeliveryError as exc:
                 raise TransientError(f"{self._where}: {exc.message}", code=exc.code) from exc
             reused = session.reused
+            wire = session.wire
+            failure: str | None = "cancelled"  # then its reply may still come: drop the session
             try:
-                await session.client.noop()
-                return
-            except (aiosmtplib.SMTPException, OSError) as exc:
-                session.client.close()
-                if not reused:
-                    raise TransientError(f"{self._where}: NOOP failed: {exc}") from exc
+                wire.write(b"NOOP\r\n", 1)
+                [reply] = await wire.read(1)
+                failure = None if reply.code == _REPLY_OK else str(reply)
+            except SessionBroken as exc:
+                failure = exc.reason
             finally:
+                if failure is not None:
+                    wire.close()  # before release() could hand it to a sender
                 self._pool.release(session)
+            if failure is None:
+                return
+            if not reused:
+                raise TransientError(f"{self._where}: NOOP failed: {failure}")
         raise TransientError(f"{self._where}: SMTP connections keep closing")
 
     async def aclose(self) -> None:
         """QUIT and close every pooled session."""
         await self._pool.aclose()
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def _connect(self) -> SmtpSession:
+        """Connect, TLS, EHLO and AUTH with aiosmtplib, then drive the session ourselves."""
         settings = self.settings
         if self._helo is None:
             self._helo = await asyncio.to_thread(socket.getfqdn)
@@ -434,6 +283,8 @@ class SmtpProvider:
                     await client.helo()
             if settings.username is not None:
                 await client.login(settings.username, settings.password or "")
+            if not client.is_connected:
+                raise aiosmtplib.SMTPServerDisconnected("Connection lost")
         except (aiosmtplib.SMTPException, OSError) as exc:
             protocol = client.protocol
             client.close()
@@ -443,7 +294,13 @@ class SmtpProvider:
                 "smtp.connect_failed", provider=self.name, url=self._where, error=str(error)
             )
             raise error from exc
-        return client
+        # No await since the is_connected check: nothing can have happened to the transport.
+        # aiosmtplib is done with it; its protocol cannot pipeline (replies that arrive
+        # together are dropped), so transactions go through Herald's own (smtp_wire).
+        # (uvloop's transports have asyncio.Transport's methods but do not subclass it.)
+        transport = cast(asyncio.Transport, client.transport)
+        wire = SmtpWire.take_over(transport, timeout=settings.timeout)
+        return SmtpSession(wire, dict(client.esmtp_extensions))
 
     def _connect_error(self, exc: Exception) -> DeliveryError:
         """Failures before MAIL FROM are never the recipient's fault."""
@@ -460,97 +317,97 @@ class SmtpProvider:
 
     async def _transact(
         self,
-        session: _Session,
+        session: SmtpSession,
         body: bytes,
         mail_from: str,
         recipients: list[str],
         message_id: str,
     ) -> Receipt:
-        client = session.client
+        wire = session.wire
         reused = session.reused
-        session.transactions += 1
-        mail_args, encoding = self._mail_args(client, mail_from, recipients, body)
+        mail, encoding = self._mail_command(session, mail_from, recipients, body)
         refused: list[tuple[str, DeliveryError]] = []
-        loop = asyncio.get_running_loop()
-        timeout = self.settings.timeout
+        commands = [mail]
+        to: list[str] = []  # the recipients RCPT TO is sent for
+        for recipient in recipients:
+            try:
+                commands.append(b"RCPT " + _path(b"TO:", recipient, encoding) + b"\r\n")
+            except ValueError as exc:
+                refused.append((recipient, PermanentError(str(exc))))
+                continue
+            to.append(recipient)
+        if not to:
+            raise _all_refused(refused)
+        commands.append(b"DATA\r\n")
+        session.transactions += 1
         stage = "MAIL FROM"
         body_sent = False
-        # Commands go straight to aiosmtplib's protocol with timeout=None: the pool's
-        # watchdog enforces session.deadline, and every path that ends the session closes
-        # the client itself (what SMTP.execute_command would add).
         try:
-            protocol = client.protocol
-            if protocol is None:
-                raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-            session.deadline = loop.time() + timeout
-            reply = await protocol.execute_command(b"MAIL", *mail_args, timeout=None)
+            broken: SessionBroken | None = None
+            try:
+                if session.pipelining:
+                    # RFC 2920 §3.1: MAIL, RCPT and DATA in one group, DATA last (its reply
+                    # decides whether the message may follow); the replies come in order.
+                    wire.write(b"".join(commands), len(commands))
+                    replies = await wire.read(len(commands))
+                else:
+                    replies = await _one_at_a_time(wire, commands)
+            except SessionBroken as exc:
+                replies, broken = exc.replies, exc  # those that came may say why (a 421)
+
+            reply = replies[0] if replies else _lost(broken)
             if reply.code != _REPLY_OK:
                 if reused and reply.code == _REPLY_421:
-                    client.close()
+                    wire.close()
                     raise _StaleSession
-                session.deadline = 0.0
-                await self._reset_or_drop(client, reply.code)
+                await _end_refused(wire, replies, len(commands), reply.code)
                 raise _sender_refused(reply.code, reply.message)
 
             stage = "RCPT TO"
-            for recipient in recipients:
-                try:
-                    path = _path(b"TO:", recipient, encoding)
-                except ValueError as exc:
-                    refused.append((recipient, PermanentError(str(exc))))
-                    continue
-                session.deadline = loop.time() + timeout
-                reply = await protocol.execute_command(b"RCPT", path, timeout=None)
+            for index, recipient in enumerate(to, 1):
+                reply = replies[index] if index < len(replies) else _lost(broken)
                 if reply.code in _RCPT_ACCEPTED:
                     continue
                 error = classify_smtp_reply(reply.code, reply.message)
-                if reply.code == _REPLY_421 or not 400 <= reply.code < 600:
-                    client.close()
+                if _ends_session(reply.code):
+                    wire.close()
                     raise TransientError(f"RCPT TO refused: {error.message}", code=error.code)
                 refused.append((recipient, error))
             accepted = len(recipients) - len(refused)
             if accepted == 0:
-                session.deadline = 0.0
-                await self._reset_or_drop(client)
+                await _end_refused(wire, replies, len(commands))
                 raise _all_refused(refused)
 
             stage = "DATA"
-            session.deadline = loop.time() + timeout
-            reply = await protocol.execute_command(b"DATA", timeout=None)
+            reply = replies[-1] if len(replies) == len(commands) else _lost(broken)
             if reply.code != _REPLY_START_INPUT:
-                session.deadline = 0.0
-                await self._reset_or_drop(client, reply.code)
+                await _end_refused(wire, replies, len(commands), reply.code)
                 raise _refusal("DATA refused", reply.code, reply.message, single=accepted == 1)
 
-            # aiosmtplib's data() awaits the 354 and the final reply in one call, so a
-            # timeout there cannot tell whether the server has the message. Writing the
-            # body ourselves keeps the two apart: only a reply lost after the body went out
-            # is an UnknownOutcome.
+            # The body goes out on its own, after the 354: only a reply lost after it went
+            # out leaves the outcome unknown (the server may have the message).
             stage = "end of DATA"
-            session.deadline = loop.time() + timeout
-            protocol.write(body)
+            wire.write(body, 1)
             body_sent = True
-            reply = await protocol.read_response(timeout=None)
-            session.deadline = 0.0
-        except (OSError, aiosmtplib.SMTPResponseException) as exc:
-            # SMTPServerDisconnected (also what the watchdog's abort causes) is an OSError;
-            # an SMTPResponseException here is a reply aiosmtplib could not parse.
-            client.close()
-            what = "timed out" if session.timed_out else _failure(exc)
+            [reply] = await wire.read(1)
+        except SessionBroken as exc:
+            # Connection lost (also what the watchdog's time_out causes) or unreadable reply.
+            wire.close()
+            what = "timed out" if wire.timed_out else exc.reason
             if body_sent:
                 log.warning("smtp.outcome_unknown", provider=self.name, url=self._where)
                 raise UnknownOutcome(
                     f"{self._where}: {what} waiting for the reply to the end of DATA; "
                     "the server may have accepted the message"
                 ) from exc
-            if reused and stage == "MAIL FROM" and not session.timed_out:
+            if reused and stage == "MAIL FROM" and not wire.timed_out:
                 raise _StaleSession from exc
             log.warning("smtp.connection_lost", provider=self.name, url=self._where, stage=stage)
             raise TransientError(f"{self._where}: {what} during {stage}") from exc
 
         if not 200 <= reply.code < 300:
-            if reply.code == _REPLY_421 or not 400 <= reply.code < 600:
-                client.close()
+            if _ends_session(reply.code):
+                wire.close()
             raise _refusal("message refused", reply.code, reply.message, single=accepted == 1)
         return Receipt(
             provider_message_id=queue_id_from_reply(reply.message) or message_id,
@@ -563,17 +420,19 @@ class SmtpProvider:
                     suppress=isinstance(error, PermanentError) and error.suppress,
                 )
                 for address, error in refused
-            ),
+            )
+            if refused
+            else (),
         )
 
-    def _mail_args(
-        self, client: aiosmtplib.SMTP, mail_from: str, recipients: list[str], body: bytes
-    ) -> tuple[list[bytes], str]:
-        """MAIL FROM's arguments (ESMTP parameters as the server allows) and the encoding."""
+    def _mail_command(
+        self, session: SmtpSession, mail_from: str, recipients: list[str], body: bytes
+    ) -> tuple[bytes, str]:
+        """MAIL FROM with the ESMTP parameters the server allows, and the address encoding."""
         encoding = "ascii"
         params: list[bytes] = []
-        if not (mail_from.isascii() and all(r.isascii() for r in recipients)):
-            if not client.supports_extension("smtputf8"):
+        if not (mail_from.isascii() and all(map(str.isascii, recipients))):
+            if not session.smtputf8:
                 raise PermanentError(
                     f"{self._where}: the server does not support SMTPUTF8, needed for a "
                     "non-ASCII address",
@@ -581,26 +440,90 @@ class SmtpProvider:
                 )
             params.append(b"SMTPUTF8")
             encoding = "utf-8"
-        if client.supports_extension("size"):
+        if session.size:
             params.append(b"SIZE=%d" % (len(body) - 3))  # RFC 1870: without the final ".\r\n"
-        if not body.isascii() and client.supports_extension("8bitmime"):
+        if session.eight_bit and not body.isascii():
             params.append(b"BODY=8BITMIME")
         try:
-            path = _path(b"FROM:", mail_from, encoding)
+            mail = _mail_from(mail_from, encoding)
         except ValueError as exc:
             raise PermanentError(f"invalid sender: {exc}") from exc
-        return [path, *params], encoding
+        return b" ".join([mail, *params]) + b"\r\n", encoding
 
-    async def _reset_or_drop(self, client: aiosmtplib.SMTP, code: int | None = None) -> None:
-        """End a refused transaction with RSET, or drop the session if it is not usable."""
-        broken = code is not None and (code == _REPLY_421 or not 400 <= code < 600)
-        if broken or not client.is_connected:
-            client.close()
+
+async def _one_at_a_time(wire: SmtpWire, commands: list[bytes]) -> list[SmtpReply]:
+    """MAIL, RCPT…, DATA without PIPELINING: each after the previous reply, stopping where
+    the transaction cannot go on (MAIL refused, a RCPT reply that ends the session, DATA
+    with no recipient accepted). SessionBroken carries the replies that came."""
+    replies: list[SmtpReply] = []
+    last = len(commands) - 1
+    try:
+        for index, command in enumerate(commands):
+            if index == last and not any(r.code in _RCPT_ACCEPTED for r in replies[1:]):
+                break
+            wire.write(command, 1)
+            [reply] = await wire.read(1)
+            replies.append(reply)
+            if index == 0:
+                if reply.code != _REPLY_OK:
+                    break
+            elif reply.code not in _RCPT_ACCEPTED and _ends_session(reply.code):
+                break
+    except SessionBroken as exc:
+        raise SessionBroken(exc.reason, replies) from exc
+    return replies
+
+
+def _lost(broken: SessionBroken | None) -> SmtpReply:
+    """A reply that did not come: the session broke before it."""
+    raise broken or SessionBroken("connection lost", [])
+
+
+async def _end_refused(
+    wire: SmtpWire, replies: list[SmtpReply], sent: int, code: int | None = None
+) -> None:
+    """End a refused transaction (RSET, or a lone dot after a 354), or drop the session.
+
+    ``replies`` are those to the ``sent`` commands of the envelope (DATA's is last when all
+    came); ``code`` is the refusal's: one that means the session is gone closes it.
+    """
+    if code is not None and _ends_session(code):
+        wire.close()
+        return
+    data = replies[-1] if len(replies) == sent else None
+    try:
+        if data is not None and data.code == _REPLY_START_INPUT:
+            # RFC 2920 §3.1: the client "cannot assume that the DATA command will be
+            # rejected just because none of the RCPT TO commands worked"; if it "was
+            # accepted the client SMTP should send a single dot". The end of that empty
+            # message clears the transaction (RFC 5321 §4.1.1.4): no RSET after it.
+            wire.write(b".\r\n", 1)
+            [reply] = await wire.read(1)
+            if reply.code == _REPLY_421 or not 200 <= reply.code < 600:  # any verdict will do
+                wire.close()
             return
-        try:
-            await client.rset()
-        except (aiosmtplib.SMTPException, OSError):
-            client.close()
+        if data is not None and _ends_session(data.code):
+            wire.close()
+            return
+        wire.write(b"RSET\r\n", 1)
+        [reply] = await wire.read(1)
+    except SessionBroken:
+        wire.close()
+        return
+    if reply.code != _REPLY_OK:
+        wire.close()
+
+
+def _ends_session(code: int) -> bool:
+    """For a refusal: 421 (service closing, RFC 5321 §3.8) or no SMTP error code at all
+    (a protocol mix-up): the session is gone."""
+    return code == _REPLY_421 or not 400 <= code < 600
+
+
+@functools.lru_cache(maxsize=64)  # a provider sends from a handful of addresses
+def _mail_from(address: str, encoding: str) -> bytes:
+    """``MAIL FROM:<addr>``; ValueError for an address :func:`_path` refuses."""
+    return b"MAIL " + _path(b"FROM:", address, encoding)
 
 
 def _path(prefix: bytes, address: str, encoding: str) -> bytes:
@@ -608,12 +531,6 @@ def _path(prefix: bytes, address: str, encoding: str) -> bytes:
     if _UNSAFE_ADDRESS.search(address) or "@" not in address:
         raise ValueError(f"invalid address {address!r}")
     return prefix + b"<" + address.encode(encoding) + b">"
-
-
-def _failure(exc: BaseException) -> str:
-    if isinstance(exc, aiosmtplib.SMTPResponseException):
-        return f"unreadable reply ({exc.message})"
-    return f"connection lost ({exc})"
 
 
 def _sender_refused(code: int, message: str) -> DeliveryError:
@@ -665,15 +582,15 @@ def _all_refused(refused: list[tuple[str, DeliveryError]]) -> DeliveryError:
 
 
 def _wire_body(message: bytes) -> bytes:
-    """The message as DATA sends it: CRLF lines, leading dots doubled, ``.`` line at the end."""
-    crlf = message.count(b"\r\n")
-    if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
-        message = _LINE_ENDINGS.sub(b"\r\n", message)
-    if not message.endswith(b"\r\n"):
-        message += b"\r\n"
-    if message.startswith(b".") or b"\n." in message:
-        message = _LEADING_DOT.sub(b"..", message)
-    return message + b".\r\n"
+    """The message as DATA sends it: leading dots doubled, ``.`` line at the end.
+
+    build_email_bytes writes CRLF line endings and nothing else, ending in CRLF (its tests
+    check every shape): so every line start but the first follows ``\n``, and no full-message
+    scan for stray CR or LF is needed (three of them cost more than the rest of this).
+    """
+    if message[:1] == b".":
+        message = b"." + message
+    return message.replace(b"\n.", b"\n..") + b".\r\n"  # RFC 5321 §4.5.2
 
 
 async def _wait_closed(protocols: list[SMTPProtocol | None], grace: float) -> None:
@@ -687,8 +604,8 @@ async def _wait_closed(protocols: list[SMTPProtocol | None], grace: float) -> No
     while pending := [p for p in protocols if p is not None and p.transport is not None]:
         if loop.time() >= deadline:
             for protocol in pending:
-                if isinstance(protocol.transport, asyncio.Transport):
-                    protocol.transport.abort()
+                # uvloop's transports have abort() but do not subclass asyncio.Transport.
+                cast(asyncio.Transport, protocol.transport).abort()
             await asyncio.sleep(0)
             return
         await asyncio.sleep(0.005)
