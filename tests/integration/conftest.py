@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import trustme
 
+from tests.integration.api import Api, running_api
 from tests.integration.smtp_server import SmtpTestServer, TlsMode
 
 # --- SMTP: a real aiosmtpd server (tests/integration/smtp_server.py) ---------------------
@@ -77,3 +78,20 @@ def smtp_server(
     and DATA at once) and one that does not (one command at a time).
     """
     return smtp_server_factory(pipelining=request.param)
+
+
+# --- The HTTP API in-process (tests/integration/api.py) -------------------------------------
+
+
+@pytest.fixture
+async def api(database_url: str) -> AsyncIterator[Api]:
+    """The API on SQLite and on PostgreSQL, delivering to a recorder (on ``drain()``)."""
+    async with running_api(database_url) as running:
+        yield running
+
+
+@pytest.fixture
+async def sqlite_api(sqlite_url: str) -> AsyncIterator[Api]:
+    """The API on SQLite only, for tests where the database does not matter."""
+    async with running_api(sqlite_url) as running:
+        yield running

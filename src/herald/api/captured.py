@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from herald.api.deps import HeraldDep
+from herald.api.deps import HeraldDep, TextFilter
 from herald.api.errors import ERRORS
 from herald.domain.channels import Channel
 from herald.domain.errors import InvalidRequest
@@ -41,7 +41,7 @@ class Cleared(BaseModel):
 async def list_captured(
     herald: HeraldDep,
     channel: Channel | None = None,
-    notification_id: str | None = None,
+    notification_id: TextFilter | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CapturedPage:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from herald.api.deps import HeraldDep
+from herald.api.deps import HeraldDep, NotificationId
 from herald.api.errors import ERRORS
 from herald.api.notifications import NotificationPage, page
 from herald.domain.channels import Channel
@@ -39,6 +39,6 @@ async def list_dead_letters(
     responses=ERRORS,
     summary="Queue a dead letter again with a fresh set of attempts",
 )
-async def retry_dead_letter(notification_id: str, herald: HeraldDep) -> NotificationView:
+async def retry_dead_letter(notification_id: NotificationId, herald: HeraldDep) -> NotificationView:
     """409 `not_dead` if the notification is not in the dead letters."""
     return await herald.retry_dead(notification_id, actor="api")

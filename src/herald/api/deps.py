@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from email.message import Message
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AfterValidator
 
+from herald.domain.errors import NotFound
+from herald.pipeline.requests import no_control_characters
 from herald.runtime import Herald
+
+_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _herald(request: Request) -> Herald:
@@ -14,8 +22,48 @@ def _herald(request: Request) -> Herald:
     return herald
 
 
-async def authenticated(request: Request) -> None:
+# Declared for OpenAPI (the "Authorize" button); the key itself is checked by KeyCheck,
+# which also decides whether a key is needed at all.
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An API key from HERALD_API_KEYS or `herald keys create`; required once any "
+    "key exists.",
+)
+
+
+async def authenticated(
+    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
     await request.app.state.key_check(request)
 
 
+async def json_content(request: Request) -> None:
+    """415 unless the body is declared JSON: otherwise FastAPI hands the model raw bytes and
+    the caller gets a puzzling "body: should be a valid dictionary" for a valid JSON body."""
+    message = Message()
+    message["content-type"] = request.headers.get("content-type", "")
+    subtype = message.get_content_subtype()
+    if message.get_content_maintype() != "application" or not (
+        subtype == "json" or subtype.endswith("+json")
+    ):
+        raise HTTPException(415, "send the body as JSON, with Content-Type: application/json")
+
+
+def is_notification_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a notification id (a lowercase UUID)."""
+    return _ID.fullmatch(value) is not None
+
+
+async def _notification_id(
+    notification_id: Annotated[str, Path(description="The id returned on accept.")],
+) -> str:
+    # Nothing else can exist, and the database must not see it: PostgreSQL refuses NUL.
+    if not is_notification_id(notification_id):
+        raise NotFound(f"no notification {notification_id!r}")
+    return notification_id
+
+
 HeraldDep = Annotated[Herald, Depends(_herald)]
+NotificationId = Annotated[str, Depends(_notification_id)]
+#: A free-text query filter; control characters are refused (PostgreSQL cannot take NUL).
+TextFilter = Annotated[str, AfterValidator(no_control_characters)]

@@ -43,6 +43,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "Not found"},
     409: {"model": ErrorBody, "description": "Conflicts with the current state"},
     413: {"model": ErrorBody, "description": "Request body too large"},
+    415: {"model": ErrorBody, "description": "The request body is not JSON"},
     422: {"model": ErrorBody, "description": "Invalid input; `fields` says which and why"},
 }
 

@@ -89,7 +89,12 @@ async def _check(herald: Herald) -> Readiness:
     return Readiness(status=status, database=db_state, providers=states)
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
 async def prometheus(herald: HeraldDep) -> Response:
     try:
         depth = await herald.notifications.count_by_status(_DEPTH)

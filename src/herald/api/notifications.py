@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Header, Query, Response
+from pydantic import BaseModel, BeforeValidator
 
-from herald.api.deps import HeraldDep
+from herald.api.deps import (
+    HeraldDep,
+    NotificationId,
+    TextFilter,
+    is_notification_id,
+    json_content,
+)
 from herald.api.errors import ERRORS
 from herald.domain.channels import Channel
 from herald.domain.errors import InvalidRequest
@@ -27,6 +33,20 @@ IdempotencyKey = Annotated[
 ]
 
 
+def _split_commas(values: Any) -> Any:
+    """``?status=queued,sent`` as well as ``?status=queued&status=sent``."""
+    if not isinstance(values, list):
+        return values
+    return [part.strip() for value in values for part in str(value).split(",") if part.strip()]
+
+
+StatusFilter = Annotated[
+    list[Status] | None,
+    BeforeValidator(_split_commas),
+    Query(description="Repeat, or separate with commas."),
+]
+
+
 class BatchResponse(BaseModel):
     items: list[AcceptedItem]
 
@@ -41,6 +61,7 @@ class NotificationPage(BaseModel):
     status_code=202,
     response_model=NotificationView,
     responses=ERRORS,
+    dependencies=[Depends(json_content)],
     summary="Accept a notification",
 )
 async def create_notification(
@@ -67,6 +88,7 @@ async def create_notification(
     status_code=202,
     response_model=BatchResponse,
     responses=ERRORS,
+    dependencies=[Depends(json_content)],
     summary="Accept up to 1,000 notifications in one transaction",
 )
 async def create_batch(
@@ -86,7 +108,7 @@ async def create_batch(
     responses=ERRORS,
     summary="A notification with its content and timeline",
 )
-async def get_notification(notification_id: str, herald: HeraldDep) -> NotificationView:
+async def get_notification(notification_id: NotificationId, herald: HeraldDep) -> NotificationView:
     return await herald.get(notification_id)
 
 
@@ -98,13 +120,11 @@ async def get_notification(notification_id: str, herald: HeraldDep) -> Notificat
 )
 async def list_notifications(
     herald: HeraldDep,
-    status: Annotated[
-        list[Status] | None, Query(description="Repeat, or separate with commas.")
-    ] = None,
+    status: StatusFilter = None,
     channel: Channel | None = None,
-    to: Annotated[str | None, Query(description="The primary recipient address.")] = None,
-    recipient_id: str | None = None,
-    category: str | None = None,
+    to: Annotated[TextFilter | None, Query(description="The primary recipient address.")] = None,
+    recipient_id: TextFilter | None = None,
+    category: TextFilter | None = None,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> NotificationPage:
@@ -126,7 +146,9 @@ async def list_notifications(
     responses=ERRORS,
     summary="Cancel a notification that has not been sent yet",
 )
-async def cancel_notification(notification_id: str, herald: HeraldDep) -> NotificationView:
+async def cancel_notification(
+    notification_id: NotificationId, herald: HeraldDep
+) -> NotificationView:
     """409 `not_cancellable` once it is being sent or has reached an end state."""
     return await herald.cancel(notification_id, actor="api")
 
@@ -142,6 +164,9 @@ async def page(
     cursor: str | None,
     limit: int,
 ) -> NotificationPage:
+    # A cursor is an id; anything else would compare as text and silently return a wrong page.
+    if cursor is not None and not is_notification_id(cursor):
+        raise InvalidRequest("bad cursor", {"cursor": "use next_cursor from the previous page"})
     rows = await herald.notifications.list(
         status=statuses,
         channel=channel,

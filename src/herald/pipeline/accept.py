@@ -12,6 +12,9 @@ import hashlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
 
 import orjson
 
@@ -20,7 +23,12 @@ from herald.domain.errors import Conflict, InvalidRequest
 from herald.domain.ids import new_id
 from herald.domain.status import Status
 from herald.pipeline.email import EmailLimits, prepare_email
-from herald.pipeline.requests import NotificationRequest
+from herald.pipeline.errors import field_path
+from herald.pipeline.requests import (
+    CONTROL_CHARACTERS,
+    MAX_IDEMPOTENCY_KEY,
+    NotificationRequest,
+)
 from herald.store.notifications import KeyConflict, NotificationStore
 from herald.store.records import Accepted, NewNotification
 
@@ -61,11 +69,16 @@ class Pipeline:
     ) -> NewNotification:
         """Validate one request and build its row; raises InvalidRequest with field errors."""
         key = request.idempotency_key or idempotency_key
+        if key is not None and (problem := key_problem(key)):
+            raise InvalidRequest("the idempotency key is not valid", {"idempotency_key": problem})
         if request.channel is not Channel.EMAIL:
             raise InvalidRequest(
                 "unsupported channel",
                 {"channel": f"channel {request.channel.value!r} is not available yet"},
             )
+        unstorable = unstorable_values(request)
+        if unstorable:
+            raise InvalidRequest("the notification is not valid", unstorable)
         errors: dict[str, str] = {}
         send_at = request.send_at.timestamp() if request.send_at else now
         expires_at = request.expires_at.timestamp() if request.expires_at else None
@@ -114,6 +127,15 @@ class Pipeline:
         self, requests: Sequence[NotificationRequest], *, now: float, idempotency_key: str | None
     ) -> list[NewNotification]:
         """Prepare every item; all errors are reported at once, prefixed by the item's index."""
+        if idempotency_key is not None:
+            problem = key_problem(idempotency_key)
+            longest = MAX_IDEMPOTENCY_KEY - len(f":{max(len(requests) - 1, 0)}")
+            if problem is None and len(idempotency_key) > longest:
+                problem = f"at most {longest} characters for this batch: item i gets '<key>:<i>'"
+            if problem:
+                raise InvalidRequest(
+                    "the idempotency key is not valid", {"idempotency_key": problem}
+                )
         rows: list[NewNotification] = []
         errors: dict[str, str] = {}
         for index, request in enumerate(requests):
@@ -169,6 +191,60 @@ class Pipeline:
                     future.set_result(result)
             if committed:
                 self._on_commit(committed)
+
+
+def key_problem(key: str) -> str | None:
+    """Why an idempotency key from outside the body (a header, a library argument, a batch's
+    derived ``<key>:<i>``) cannot be used; the body's own key is checked by its model."""
+    if not key:
+        return "must not be empty"
+    if len(key) > MAX_IDEMPOTENCY_KEY:
+        return f"at most {MAX_IDEMPOTENCY_KEY} characters"
+    if CONTROL_CHARACTERS.search(key):
+        return "must not contain control characters"
+    return None
+
+
+def unstorable_values(request: NotificationRequest) -> dict[str, str]:
+    """Field errors for values JSON cannot carry on to the store: lone surrogates (JSON
+    allows ``"\\ud800"``, UTF-8 does not), integers past 64 bits, and (from library
+    callers) ``metadata`` values that are not JSON at all, such as sets."""
+    data = request.model_dump(by_alias=True, exclude_none=True)
+    try:
+        orjson.dumps(data)
+    except orjson.JSONEncodeError:
+        found: dict[str, str] = {}
+        _find_unstorable(data, (), found)
+        return found or {"body": "contains a value that cannot be stored as JSON"}
+    return {}
+
+
+def _find_unstorable(value: Any, loc: tuple[int | str, ...], found: dict[str, str]) -> None:
+    if isinstance(value, str):
+        if not _is_utf8(value):
+            found[field_path(loc)] = "not valid Unicode text (a lone surrogate)"
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not -(2**63) <= value < 2**64:
+            found[field_path(loc)] = "integers must fit in 64 bits"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not _is_utf8(key):
+                found[field_path(loc)] = "a key is not valid Unicode text (a lone surrogate)"
+            else:
+                _find_unstorable(item, (*loc, key), found)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _find_unstorable(item, (*loc, index), found)
+    elif not isinstance(value, float | datetime | Enum | None):
+        found[field_path(loc)] = f"not a JSON value ({type(value).__name__})"
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def request_hash(request: NotificationRequest) -> str:

@@ -6,6 +6,7 @@ import binascii
 import mimetypes
 import re
 from dataclasses import dataclass
+from email.policy import SMTP
 from functools import lru_cache
 from typing import Any
 
@@ -143,9 +144,23 @@ def _headers(headers: dict[str, str], errors: dict[str, str]) -> list[tuple[str,
             errors[path] = f"cannot be set as a custom header: {reason}"
         elif _HEADER_CONTROL.search(value):
             errors[path] = "must not contain line breaks or control characters"
+        elif problem := _header_problem(name, value):
+            errors[path] = problem
         else:
             checked.append((name, value))
     return checked
+
+
+def _header_problem(name: str, value: str) -> str | None:
+    """What the email package, which builds the message, makes of a header: it parses
+    structured ones (``Resent-To``, ``Resent-Date``…) and raises on some malformed values.
+    That must be a 422 here, not a crash in the worker at every attempt."""
+    try:
+        parsed = SMTP.header_store_parse(name, value)[1]
+    except Exception:  # IndexError, ValueError… whatever the parser trips on
+        return f"not a valid {name} header"
+    defects = getattr(parsed, "defects", ())
+    return f"not a valid {name} header: {defects[0]}" if defects else None
 
 
 def _attachments(
@@ -172,7 +187,7 @@ def _attachments(
         encoded = "".join(attachment.content_base64.split())
         try:
             total += len(binascii.a2b_base64(encoded, strict_mode=True))
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or non-ASCII input
             errors[f"{path}.content_base64"] = f"not valid base64: {exc}"
             continue
         prepared.append(

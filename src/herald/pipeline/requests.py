@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
 
 from herald.domain.channels import Channel
 
@@ -13,7 +23,40 @@ def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
-Recipients = Annotated[list[str], BeforeValidator(_one_or_many)]
+def _one_or_many_schema(min_items: int) -> WithJsonSchema:
+    # What clients may send (a string or a list), not the list it is turned into.
+    array: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+    if min_items:
+        array["minItems"] = min_items
+    return WithJsonSchema({"anyOf": [{"type": "string"}, array]})
+
+
+Recipients = Annotated[list[str], BeforeValidator(_one_or_many), _one_or_many_schema(0)]
+PrimaryRecipients = Annotated[list[str], BeforeValidator(_one_or_many), _one_or_many_schema(1)]
+
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+#: The length of the idempotency_key column.
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def no_control_characters(value: str) -> str:
+    # Stored in plain text columns: PostgreSQL refuses NUL, and no id needs a line break.
+    if CONTROL_CHARACTERS.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _representable(value: datetime) -> datetime:
+    # "9999-12-31T23:59:59-12:00" parses, but is past the last datetime Python can show in UTC.
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range (in UTC, between years 1 and 9999)") from None
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(no_control_characters)]
+Moment = Annotated[AwareDatetime, AfterValidator(_representable)]
 
 
 class AttachmentIn(BaseModel):
@@ -35,10 +78,10 @@ class NotificationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     channel: Channel
-    to: Recipients = Field(
+    to: PrimaryRecipients = Field(
         min_length=1, description="Recipient address, or a list of them (email)."
     )
-    recipient_id: str | None = Field(
+    recipient_id: Identifier | None = Field(
         default=None, max_length=200, description="Your id for the recipient, for filtering."
     )
     sender: str | None = Field(
@@ -59,11 +102,13 @@ class NotificationRequest(BaseModel):
         default=None, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
     )
     priority: int = Field(default=5, ge=0, le=9, description="9 is the most urgent.")
-    send_at: AwareDatetime | None = Field(default=None, description="Deliver no earlier.")
-    expires_at: AwareDatetime | None = Field(
+    send_at: Moment | None = Field(default=None, description="Deliver no earlier.")
+    expires_at: Moment | None = Field(
         default=None, description="Give up (status `expired`) if not sent by then."
     )
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+    idempotency_key: Identifier | None = Field(
+        default=None, min_length=1, max_length=MAX_IDEMPOTENCY_KEY
+    )
     metadata: dict[str, Any] | None = None
 
 
