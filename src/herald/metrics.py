@@ -32,6 +32,10 @@ LEASES_LOST = Counter(
     "herald_outcomes_fenced",
     "Outcomes discarded because the worker's lease had expired and the row was re-claimed",
 )
+OUTCOMES_DROPPED = Counter(
+    "herald_outcomes_dropped",
+    "Outcomes the database refused to store (the notification is retried when its lease ends)",
+)
 ACCEPT_TO_SENT = Histogram(
     "herald_accept_to_sent_seconds",
     "Time from due (accept, or send_at) to the provider's acceptance",

@@ -152,7 +152,7 @@ class Herald:
         """
         parsed = _request(request, fields)
         row = self.pipeline.prepare(parsed, now=time.time(), idempotency_key=idempotency_key)
-        (accepted,) = await self.pipeline.commit([row])
+        (accepted,) = await self.pipeline.commit([row], actor=actor)
         if accepted.replayed:
             return await self.get(accepted.id, replayed=True, timeline=False)
         return notification_view(row)
@@ -181,11 +181,12 @@ class Herald:
         requests: Sequence[NotificationRequest | Mapping[str, Any]],
         *,
         idempotency_key: str | None = None,
+        actor: str = "library",
     ) -> list[AcceptedItem]:
         """Accept up to 1,000 notifications in one transaction: all of them or none."""
         parsed = [_request(r, {}) for r in requests]
         rows = self.pipeline.prepare_batch(parsed, now=time.time(), idempotency_key=idempotency_key)
-        accepted = await self.pipeline.commit(rows)
+        accepted = await self.pipeline.commit(rows, actor=actor)
         replayed = [a.id for a in accepted if a.replayed]
         current = await self.notifications.statuses(replayed) if replayed else {}
         return [

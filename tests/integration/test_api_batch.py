@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tests.integration.api import Api, assert_error, email
 
 
@@ -58,12 +56,6 @@ async def test_a_thousand_notifications_in_one_request(api: Api):
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="domain/ids.py: ids made in the same millisecond are random, not monotonic, so a "
-    "batch's ids (all made with one timestamp) do not follow request order and listing "
-    "'newest first' shuffles a batch",
-)
 async def test_the_ids_of_a_batch_increase_in_request_order(sqlite_api: Api):
     response = await sqlite_api.client.post("/v1/notifications/batch", json=batch(50))
     ids = [item["id"] for item in response.json()["items"]]

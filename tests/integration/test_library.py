@@ -229,12 +229,6 @@ async def test_the_worker_delivers_in_the_background(database_url: str):
     assert sorted(d.content.subject for d in provider.outbox) == ["one", "two"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime.py: Herald.send(actor=...) is ignored; the pipeline commits every "
-    "notification with the actor it was built with ('api'), so library and CLI sends "
-    "show 'api' on their timeline",
-)
 async def test_the_timeline_names_the_library_as_the_actor(herald: Herald):
     accepted = await herald.send_email(to="a@example.org", subject="s", text="t")
     events = (await herald.get(accepted.id)).events
@@ -284,12 +278,6 @@ async def test_recording_herald_fail_next_exercises_retries_and_dead_letters():
         assert len(herald.recorder.outbox) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime.py/worker/runner.py: drain() returns once the last outcome is written, "
-    "before a retry that is due at once (retry_initial_delay=0, as recording_herald sets) "
-    "is queued again and sent, so it leaves the notification 'retrying'",
-)
 async def test_drain_delivers_a_retry_that_is_due_at_once():
     async with recording_herald() as herald:
         herald.recorder.fail_next(TransientError("421 busy"))

@@ -98,7 +98,9 @@ async def create_batch(
     reported under `notifications[i].<field>`. An `Idempotency-Key` header gives item *i*
     the key `<key>:<i>` unless the item has its own."""
     return BatchResponse(
-        items=await herald.send_batch(body.notifications, idempotency_key=idempotency_key)
+        items=await herald.send_batch(
+            body.notifications, idempotency_key=idempotency_key, actor="api"
+        )
     )
 
 

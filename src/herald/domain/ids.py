@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
+
+_lock = threading.Lock()
+_last = 0
 
 
 def new_id(now: float | None = None) -> str:
-    """A UUIDv7 string: 48-bit Unix milliseconds, then 74 random bits."""
+    """A UUIDv7 string: 48-bit Unix milliseconds, then 74 random bits.
+
+    Monotonic within the process (RFC 9562 §6.2, method 2): an id made in the same
+    millisecond as the previous one, or with a clock that stepped back, is the previous one
+    plus one, so a batch's ids follow the order they were made in.
+    """
+    global _last
     ms = int((time.time() if now is None else now) * 1000)
     rand = int.from_bytes(os.urandom(10), "big")
     value = (ms & 0xFFFF_FFFF_FFFF) << 80
@@ -15,5 +25,24 @@ def new_id(now: float | None = None) -> str:
     value |= ((rand >> 62) & 0xFFF) << 64  # rand_a: 12 bits
     value |= 0b10 << 62  # variant
     value |= rand & 0x3FFF_FFFF_FFFF_FFFF  # rand_b: 62 bits
+    with _lock:
+        if value <= _last:
+            value = _next_after(_last)
+        _last = value
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _next_after(value: int) -> int:
+    """The smallest valid UUIDv7 greater than ``value`` (skipping the fixed version and
+    variant bits, carrying from rand_b into rand_a into the timestamp)."""
+    rand_b = (value & 0x3FFF_FFFF_FFFF_FFFF) + 1
+    rand_a = (value >> 64) & 0xFFF
+    ms = value >> 80
+    if rand_b > 0x3FFF_FFFF_FFFF_FFFF:
+        rand_b = 0
+        rand_a += 1
+        if rand_a > 0xFFF:
+            rand_a = 0
+            ms += 1
+    return (ms << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -38,6 +38,12 @@ _SCHEDULED, _QUEUED = Status.SCHEDULED.value, Status.QUEUED.value  # enum lookup
 _GROUP_ROWS = 2000
 
 
+class _Pending(NamedTuple):
+    rows: list[NewNotification]
+    future: asyncio.Future[list[Accepted]]
+    actor: str
+
+
 @dataclass(frozen=True, slots=True)
 class AcceptPolicy:
     max_attempts: int
@@ -55,13 +61,11 @@ class Pipeline:
         policy: AcceptPolicy,
         *,
         on_commit: Callable[[Sequence[NewNotification]], None] = lambda rows: None,
-        actor: str = "api",
     ) -> None:
         self._store = store
         self._policy = policy
         self._on_commit = on_commit
-        self._actor = actor
-        self._pending: deque[tuple[list[NewNotification], asyncio.Future[list[Accepted]]]] = deque()
+        self._pending: deque[_Pending] = deque()
         self._flusher: asyncio.Task[None] | None = None
 
     def prepare(
@@ -150,31 +154,39 @@ class Pipeline:
             raise InvalidRequest("some notifications in the batch are not valid", errors)
         return rows
 
-    async def commit(self, rows: list[NewNotification]) -> list[Accepted]:
-        """Commit one request's rows (all or nothing), grouped with concurrent requests."""
+    async def commit(self, rows: list[NewNotification], *, actor: str) -> list[Accepted]:
+        """Commit one request's rows (all or nothing), grouped with concurrent requests.
+
+        ``actor`` names who accepted them on their timelines (``api``, ``library``, ``cli``).
+        """
         future: asyncio.Future[list[Accepted]] = asyncio.get_running_loop().create_future()
-        self._pending.append((rows, future))
+        self._pending.append(_Pending(rows, future, actor))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
         return await future
 
     async def _flush(self) -> None:
         while self._pending:
-            group: list[tuple[list[NewNotification], asyncio.Future[list[Accepted]]]] = []
+            # One transaction per group: requests of one actor, up to _GROUP_ROWS rows.
+            actor = self._pending[0].actor
+            group: list[_Pending] = []
             size = 0
-            while self._pending and (not group or size + len(self._pending[0][0]) <= _GROUP_ROWS):
-                rows, future = self._pending.popleft()
-                group.append((rows, future))
-                size += len(rows)
+            while (
+                self._pending
+                and self._pending[0].actor == actor
+                and (not group or size + len(self._pending[0].rows) <= _GROUP_ROWS)
+            ):
+                group.append(self._pending.popleft())
+                size += len(group[-1].rows)
             try:
-                results = await self._store.accept([rows for rows, _ in group], actor=self._actor)
+                results = await self._store.accept([p.rows for p in group], actor=actor)
             except Exception as exc:  # the database is down or refused the write
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(exc)
+                for pending in group:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
                 continue
             committed: list[NewNotification] = []
-            for (rows, future), result in zip(group, results, strict=True):
+            for (rows, future, _actor), result in zip(group, results, strict=True):
                 if isinstance(result, KeyConflict):
                     error = Conflict(
                         f"idempotency key {result.key!r} was already used with a different "

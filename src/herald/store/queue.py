@@ -17,8 +17,8 @@ from herald.store.records import Claimed, NewCapture, NewEvent, Outcome
 from herald.store.tables import captured, notifications
 
 _CLAIMED_COLUMNS = (
-    "id, channel, payload, priority, attempts, max_attempts, send_at, due_at, expires_at, "
-    "created_at, idempotency_key, lease_token"
+    "id, channel, recipient, payload, priority, attempts, max_attempts, send_at, due_at, "
+    "expires_at, created_at, idempotency_key, lease_token"
 )
 _CLAIM_SET = (
     "status = 'sending', attempts = attempts + 1, lease_token = :token, "

@@ -31,6 +31,7 @@ class Claimed(NamedTuple):
 
     id: str
     channel: str
+    recipient: str
     payload: str
     priority: int
     attempts: int

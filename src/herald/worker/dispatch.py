@@ -114,7 +114,9 @@ class Dispatcher:
             Status.SENT,
             now,
             provider=provider.name,
-            provider_message_id=receipt.provider_message_id,
+            # The column holds 255; no real provider id comes close, but a broken one must
+            # not make the outcome unstorable.
+            provider_message_id=(receipt.provider_message_id or "")[:255] or None,
             results=_results(receipt.rejected),
             detail=detail,
             events=events,
@@ -125,7 +127,7 @@ class Dispatcher:
                 "notification_id": row.id,
                 "channel": channel.value,
                 "provider": provider.name,
-                "recipient": _recipient_of(receipt.captured),
+                "recipient": row.recipient,
                 "content": orjson.dumps(receipt.captured).decode(),
                 "created_at": now,
             }
@@ -293,10 +295,3 @@ def _permanent_results(row: Claimed, error: DeliveryError) -> str | None:
     return _results(
         [RecipientRejection(a, error.code, error.message, error.suppress) for a in recipients]
     )
-
-
-def _recipient_of(content: dict[str, Any]) -> str:
-    to = content.get("to")
-    if isinstance(to, list) and to:
-        return str(to[0])
-    return str(to or "")

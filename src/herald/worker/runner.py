@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 import structlog
+from sqlalchemy import exc as sa_exc
 
 from herald import metrics
 from herald.store.queue import QueueStore
@@ -71,7 +72,6 @@ class Worker:
         self._stop_upkeep = asyncio.Event()
         self._drained = asyncio.Event()
         self._idle = asyncio.Event()
-        self._last_claim_empty = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -176,10 +176,11 @@ class Worker:
             if rows or promoted:
                 self._idle.clear()
                 continue
-            self._last_claim_empty = True
-            self._check_idle()
+            # Idle only if nothing is held either: outcomes being written may schedule a
+            # retry that is due at once, and the writer wakes us when they are written.
+            if not self._held and not self._pending:
+                self._idle.set()
             await self._wakeup.wait(self._settings.poll_interval)
-            self._last_claim_empty = False
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -214,7 +215,7 @@ class Worker:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    await self._write(batch)
+                    await self._write_isolating(batch)
                     delay, failures = 0.05, 0
                 except Exception as exc:
                     # Keep them and try again; leases are renewed meanwhile.
@@ -227,9 +228,32 @@ class Worker:
                         return
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
-            self._check_idle()
+            # Written outcomes may have scheduled immediate retries, and freed capacity.
+            self._wakeup.notify()
             if self._closing:
                 return
+
+    async def _write_isolating(self, batch: list[Verdict]) -> None:
+        """Write a batch; if the database refuses its content (not a connection problem),
+        split it until the refused outcome is alone, and drop that one so it cannot block
+        every outcome after it. Its row keeps its lease until the lease expires, and is then
+        retried like a crashed worker's (or dead once its attempts are used up)."""
+        try:
+            await self._write(batch)
+        except (sa_exc.DataError, sa_exc.IntegrityError, sa_exc.ProgrammingError) as exc:
+            if len(batch) > 1:
+                middle = len(batch) // 2
+                await self._write_isolating(batch[:middle])
+                await self._write_isolating(batch[middle:])
+                return
+            (verdict,) = batch
+            metrics.OUTCOMES_DROPPED.inc()
+            log.error(
+                "outcome_refused_by_database",
+                notification_id=verdict.outcome["id"],
+                status=verdict.outcome["status"],
+                error=str(exc),
+            )
 
     async def _write(self, batch: list[Verdict]) -> None:
         applied = await self._queue.complete(
@@ -250,10 +274,6 @@ class Worker:
                     reason="lease expired and the notification was claimed again",
                 )
         self._space.set()
-
-    def _check_idle(self) -> None:
-        if self._last_claim_empty and not self._held and not self._pending:
-            self._idle.set()
 
     # -- upkeep ----------------------------------------------------------------------------
 
