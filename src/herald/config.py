@@ -15,6 +15,7 @@ from pydantic_settings import (
 )
 
 from herald.domain.backoff import RetryPolicy
+from herald.domain.network import parse_networks
 
 
 def _toml_path() -> Path:
@@ -33,6 +34,7 @@ class Settings(BaseSettings):
     sms: str | None = None
     push: str | None = None
     chat: str | None = None
+    webhook: str | None = None
 
     api_keys: str | None = Field(default=None, repr=False)
 
@@ -56,6 +58,19 @@ class Settings(BaseSettings):
 
     # Domain of generated Message-IDs when the sender's cannot be used.
     message_id_domain: str | None = None
+
+    # SMS input: numbers without a country code are read in this region (ISO 3166 code).
+    sms_default_region: str | None = Field(default=None, min_length=2, max_length=2)
+    sms_max_segments: int = Field(default=10, ge=1, le=255)
+
+    # Webhooks: the default Standard Webhooks secret, and networks exempt from the SSRF guard.
+    webhook_secret: str | None = Field(default=None, repr=False)
+    webhook_allowed_networks: str | None = None
+
+    # Where providers' callbacks reach Herald (e.g. Twilio's StatusCallback).
+    public_url: str | None = None
+    # Global rate limits across processes; in-process limits without it.
+    redis_url: str | None = Field(default=None, repr=False)
 
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
 
@@ -94,6 +109,12 @@ class Settings(BaseSettings):
             multiplier=self.retry_multiplier,
             max_delay=self.retry_max_delay,
         )
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str | None) -> str | None:
+        parse_networks(value)  # raises ValueError naming the bad CIDR
+        return value
 
     @property
     def api_key_list(self) -> list[str]:

@@ -25,9 +25,11 @@ from herald.config import Settings
 from herald.domain.channels import Channel
 from herald.domain.errors import ConfigurationError
 from herald.domain.message import Address
+from herald.domain.network import parse_networks
 from herald.pipeline.accept import AcceptPolicy, Pipeline
 from herald.pipeline.email import EmailLimits
 from herald.pipeline.errors import invalid_request
+from herald.pipeline.prepared import ChannelLimits
 from herald.pipeline.requests import NotificationRequest
 from herald.pipeline.views import AcceptedItem, NotificationView, notification_view
 from herald.providers.base import Provider
@@ -78,6 +80,7 @@ class Herald:
                     Channel.SMS: s.sms,
                     Channel.PUSH: s.push,
                     Channel.CHAT: s.chat,
+                    Channel.WEBHOOK: s.webhook,
                 }
             )
             if self._given_providers is not None:
@@ -97,6 +100,11 @@ class Herald:
                 max_attempts=s.retry_max_attempts,
                 email=EmailLimits(
                     max_message_bytes=s.max_message_bytes, max_recipients=s.max_recipients
+                ),
+                channels=ChannelLimits(
+                    sms_default_region=s.sms_default_region,
+                    sms_max_segments=s.sms_max_segments,
+                    webhook_allowed_networks=parse_networks(s.webhook_allowed_networks),
                 ),
                 message_id_domain=s.message_id_domain or _sender_domain(configured),
             ),

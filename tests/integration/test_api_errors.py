@@ -81,7 +81,7 @@ INVALID = [
         {"to": "a@example.org", "subject": "Hi", "text": "hi"}, "channel", id="missing channel"
     ),
     pytest.param(email(channel="pigeon"), "channel", id="unknown channel"),
-    pytest.param(email(channel="sms"), "channel", id="unavailable channel"),
+    pytest.param(email(channel="sms"), "subject", id="a field the channel does not use"),
     pytest.param(email(sujbect="typo"), "sujbect", id="unknown field"),
     pytest.param(
         email(attachments=attachment(size="1")),

@@ -93,11 +93,11 @@ def test_the_notification_request_schema_matches_what_is_accepted(spec: dict[str
     # The sender is "from" on the wire (a Python keyword, aliased in the model).
     assert "from" in properties
     assert "sender" not in properties
-    assert sorted(request["required"]) == ["channel", "to"]
+    assert sorted(request["required"]) == ["channel"]  # `to` is optional for chat
     assert request["additionalProperties"] is False  # unknown fields are refused
     # "to" takes one address or a list of them.
     kinds = {option["type"] for option in properties["to"]["anyOf"]}
-    assert kinds == {"string", "array"}
+    assert kinds == {"string", "array", "null"}
     assert properties["priority"]["minimum"] == 0
     assert properties["priority"]["maximum"] == 9
     assert set(schemas["Channel"]["enum"]) == {"email", "sms", "push", "webhook", "chat"}

@@ -51,6 +51,8 @@ def row(
         "due_at": due or now,
         "expires_at": None,
         "created_at": now,
+        "fallback": None,
+        "fallback_of": None,
     }
 
 

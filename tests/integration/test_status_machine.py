@@ -113,6 +113,8 @@ class StatusMachine(RuleBasedStateMachine):
                     "due_at": due,
                     "expires_at": None,
                     "created_at": self.now,
+                    "fallback": None,
+                    "fallback_of": None,
                 }
             )
         self.run(self.store.accept([rows], actor="api"))

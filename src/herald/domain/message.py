@@ -120,13 +120,111 @@ def email_payload(
 
 
 @dataclass(frozen=True, slots=True)
+class Sms:
+    """A text message: ``to`` in E.164; ``segments`` as counted at accept time."""
+
+    to: str
+    body: str
+    segments: int = 1
+    encoding: str = "GSM-7"  # or "UCS-2"
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """A push notification to one device (or one Web Push subscription)."""
+
+    to: str  # an FCM registration token, an APNs device token, or a Web Push subscription
+    title: str | None = None
+    body: str | None = None
+    badge: int | None = None
+    link: str | None = None  # deep link opened on tap
+    data: dict[str, str] = field(default_factory=dict)
+    ttl: int | None = None  # seconds the push service may keep it for an offline device
+    collapse_key: str | None = None  # a newer push with the same key replaces an older one
+
+    @property
+    def platform(self) -> str:
+        """``webpush``, ``apns`` or ``fcm``, from the shape of ``to``."""
+        return push_platform(self.to)
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """A JSON POST of ``data`` to ``url``, in the Standard Webhooks envelope."""
+
+    url: str
+    event_type: str
+    data: dict[str, Any]
+    #: Unix time of the event (the notification's acceptance): the envelope's timestamp.
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    """A message to the configured chat destinations (Slack, Teams, Matrix…)."""
+
+    body: str
+    title: str | None = None
+    to: str | None = None  # a label for the destination, when the caller gives one
+
+
+Content = Email | Sms | Push | Webhook | Chat
+
+
+def push_platform(to: str) -> str:
+    """Which push service a token belongs to: a JSON object is a Web Push subscription,
+    hexadecimal is an APNs device token, anything else an FCM registration token."""
+    if to.startswith("{"):
+        return "webpush"
+    if len(to) >= 64 and all(c in "0123456789abcdefABCDEF" for c in to):
+        return "apns"
+    return "fcm"
+
+
+def content_payload(content: Content) -> dict[str, Any]:
+    """The stored form of any channel's content (see :func:`content_from_payload`)."""
+    if isinstance(content, Email):
+        return email_payload(
+            message_id=content.message_id,
+            date=content.date,
+            subject=content.subject,
+            sender=content.sender,
+            to=content.to,
+            cc=content.cc,
+            bcc=content.bcc,
+            reply_to=content.reply_to,
+            text=content.text,
+            html=content.html,
+            headers=content.headers,
+            attachments=content.attachments,
+        )
+    return {name: getattr(content, name) for name in content.__slots__}
+
+
+def content_from_payload(channel: Channel, payload: dict[str, Any]) -> Content:
+    """Rebuild the content stored at accept time."""
+    if channel is Channel.EMAIL:
+        return Email.from_payload(payload)
+    kind: type[Sms | Push | Webhook | Chat] = _KINDS[channel]
+    return kind(**payload)
+
+
+_KINDS: dict[Channel, type[Sms | Push | Webhook | Chat]] = {
+    Channel.SMS: Sms,
+    Channel.PUSH: Push,
+    Channel.WEBHOOK: Webhook,
+    Channel.CHAT: Chat,
+}
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """One attempt at one notification, as handed to a provider."""
 
     notification_id: str
     channel: Channel
     attempt: int
-    content: Email
+    content: Content
     #: Stable per notification: passed to providers that deduplicate on a key.
     idempotency_key: str = ""
 

@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Any, NamedTuple
@@ -22,13 +22,20 @@ from herald.domain.channels import Channel
 from herald.domain.errors import Conflict, InvalidRequest
 from herald.domain.ids import new_id
 from herald.domain.status import Status
+from herald.pipeline.chat import prepare_chat
 from herald.pipeline.email import EmailLimits, prepare_email
 from herald.pipeline.errors import field_path
+from herald.pipeline.fallback import fallback_requests
+from herald.pipeline.fallback import unused_fields as _unused_fields
+from herald.pipeline.prepared import ChannelLimits, Prepared
+from herald.pipeline.push import prepare_push
 from herald.pipeline.requests import (
     CONTROL_CHARACTERS,
     MAX_IDEMPOTENCY_KEY,
     NotificationRequest,
 )
+from herald.pipeline.sms import prepare_sms
+from herald.pipeline.webhook import prepare_webhook
 from herald.store.notifications import KeyConflict, NotificationStore
 from herald.store.records import Accepted, NewNotification
 
@@ -50,6 +57,7 @@ class AcceptPolicy:
     email: EmailLimits
     #: Domain for generated Message-IDs when the sender's is unknown at accept time.
     message_id_domain: str
+    channels: ChannelLimits = field(default_factory=ChannelLimits)
 
 
 class Pipeline:
@@ -75,11 +83,6 @@ class Pipeline:
         key = request.idempotency_key or idempotency_key
         if key is not None and (problem := key_problem(key)):
             raise InvalidRequest("the idempotency key is not valid", {"idempotency_key": problem})
-        if request.channel is not Channel.EMAIL:
-            raise InvalidRequest(
-                "unsupported channel",
-                {"channel": f"channel {request.channel.value!r} is not available yet"},
-            )
         unstorable = unstorable_values(request)
         if unstorable:
             raise InvalidRequest("the notification is not valid", unstorable)
@@ -94,18 +97,18 @@ class Pipeline:
             if len(metadata) > MAX_METADATA_BYTES:
                 errors["metadata"] = f"at most {MAX_METADATA_BYTES:,} bytes of JSON"
 
+        errors.update(_unused_fields(request))
         notification_id = new_id(now)
-        prepared = prepare_email(
-            request,
-            notification_id=notification_id,
-            now=now,
-            limits=self._policy.email,
-            message_id_domain=self._policy.message_id_domain,
-        )
-        if isinstance(prepared, dict) or errors:
+        prepared = self._content(request, notification_id=notification_id, now=now)
+        fallback = self._fallbacks(request, notification_id=notification_id, now=now)
+        if isinstance(prepared, dict) or isinstance(fallback, dict) or errors:
             raise InvalidRequest(
                 "the notification is not valid",
-                {**errors, **(prepared if isinstance(prepared, dict) else {})},
+                {
+                    **errors,
+                    **(prepared if isinstance(prepared, dict) else {}),
+                    **(fallback if isinstance(fallback, dict) else {}),
+                },
             )
         scheduled = send_at > now
         return {
@@ -125,7 +128,52 @@ class Pipeline:
             "due_at": max(send_at, now),
             "expires_at": expires_at,
             "created_at": now,
+            "fallback": orjson.dumps(fallback).decode() if fallback else None,
+            "fallback_of": None,
         }
+
+    def _content(
+        self, request: NotificationRequest, *, notification_id: str, now: float
+    ) -> Prepared | dict[str, str]:
+        """The channel's own checks and stored payload."""
+        channel = request.channel
+        if channel is Channel.EMAIL:
+            return prepare_email(
+                request,
+                notification_id=notification_id,
+                now=now,
+                limits=self._policy.email,
+                message_id_domain=self._policy.message_id_domain,
+            )
+        if channel is Channel.SMS:
+            return prepare_sms(request, self._policy.channels)
+        if channel is Channel.PUSH:
+            return prepare_push(request)
+        if channel is Channel.WEBHOOK:
+            size = len(orjson.dumps(request.data)) if request.data else 0
+            return prepare_webhook(
+                request, now=now, limits=self._policy.channels, payload_bytes=size
+            )
+        return prepare_chat(request)
+
+    def _fallbacks(
+        self, request: NotificationRequest, *, notification_id: str, now: float
+    ) -> list[dict[str, Any]] | dict[str, str]:
+        """The fallback notifications, prepared (and so checked) now, sent only if needed."""
+        plan, errors = fallback_requests(request, self._policy.channels.sms_max_segments)
+        prepared: list[dict[str, Any]] = []
+        for derived in plan:
+            channel = derived.channel
+            result = self._content(derived, notification_id=notification_id, now=now)
+            if isinstance(result, dict):
+                for field, reason in result.items():
+                    path = f"fallback_to.{channel.value}" if field == "to" else field
+                    errors.setdefault(path, f"for the {channel.value} fallback: {reason}")
+                continue
+            prepared.append(
+                {"channel": channel.value, "recipient": result.recipient, "payload": result.payload}
+            )
+        return errors or prepared
 
     def prepare_batch(
         self, requests: Sequence[NotificationRequest], *, now: float, idempotency_key: str | None
@@ -223,7 +271,7 @@ def unstorable_values(request: NotificationRequest) -> dict[str, str]:
     callers) ``metadata`` values that are not JSON at all, such as sets."""
     data = request.model_dump(by_alias=True, exclude_none=True)
     try:
-        orjson.dumps(data)
+        orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)  # fallback_to has Channel keys
     except orjson.JSONEncodeError:
         found: dict[str, str] = {}
         _find_unstorable(data, (), found)

@@ -14,6 +14,7 @@ import html2text
 
 from herald.domain.addresses import InvalidAddress, parse_email_address
 from herald.domain.message import Address, Attachment, email_payload
+from herald.pipeline.prepared import Prepared
 from herald.pipeline.requests import NotificationRequest
 
 # Headers Herald writes itself; callers set them through fields, or not at all.
@@ -57,13 +58,15 @@ def prepare_email(
     now: float,
     limits: EmailLimits,
     message_id_domain: str,
-) -> PreparedEmail | dict[str, str]:
+) -> Prepared | dict[str, str]:
     """The stored payload, or field errors (field path -> reason).
 
     The Message-ID is fixed here, once, so every retry (and every failover provider) sends
     the same one: receivers can deduplicate on it.
     """
     errors: dict[str, str] = {}
+    if not request.to:
+        return {"to": "an email needs at least one recipient"}
     to = _addresses(request.to, "to", errors)
     cc = _addresses(request.cc or [], "cc", errors)
     bcc = _addresses(request.bcc or [], "bcc", errors)
@@ -116,7 +119,7 @@ def prepare_email(
         headers=headers,
         attachments=attachments,
     )
-    return PreparedEmail(payload=payload, recipient=to[0].addr.lower())
+    return Prepared(payload=payload, recipient=to[0].addr.lower())
 
 
 def _addresses(

@@ -31,8 +31,27 @@ def _one_or_many_schema(min_items: int) -> WithJsonSchema:
     return WithJsonSchema({"anyOf": [{"type": "string"}, array]})
 
 
+def _not_empty(value: list[str] | None) -> list[str] | None:
+    if value is not None and not value:
+        raise ValueError("needs at least one recipient (or leave it out)")
+    return value
+
+
 Recipients = Annotated[list[str], BeforeValidator(_one_or_many), _one_or_many_schema(0)]
-PrimaryRecipients = Annotated[list[str], BeforeValidator(_one_or_many), _one_or_many_schema(1)]
+PrimaryRecipients = Annotated[
+    list[str] | None,
+    BeforeValidator(_one_or_many),
+    AfterValidator(_not_empty),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                {"type": "null"},
+            ]
+        }
+    ),
+]
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 #: The length of the idempotency_key column.
@@ -79,7 +98,10 @@ class NotificationRequest(BaseModel):
 
     channel: Channel
     to: PrimaryRecipients = Field(
-        min_length=1, description="Recipient address, or a list of them (email)."
+        default=None,
+        description="Who gets it: email address(es), an E.164 phone number (sms), a device "
+        "token or Web Push subscription JSON (push), an http(s) URL (webhook); optional "
+        "for chat.",
     )
     recipient_id: Identifier | None = Field(
         default=None, max_length=200, description="Your id for the recipient, for filtering."
@@ -98,6 +120,34 @@ class NotificationRequest(BaseModel):
     reply_to: Recipients | None = None
     headers: dict[str, str] | None = None
     attachments: list[AttachmentIn] | None = None
+    body: str | None = Field(default=None, description="The text of an SMS, push or chat message.")
+    title: str | None = Field(default=None, max_length=1000, description="Push and chat title.")
+    badge: int | None = Field(default=None, ge=0, le=99_999, description="Push: the app badge.")
+    link: str | None = Field(
+        default=None, max_length=2048, description="Push: the deep link opened on tap."
+    )
+    ttl: int | None = Field(
+        default=None,
+        ge=0,
+        le=2_419_200,
+        description="Push: seconds the push service keeps it for an offline device.",
+    )
+    collapse_key: Identifier | None = Field(
+        default=None,
+        max_length=64,
+        description="Push: a newer notification with the same key replaces an older one.",
+    )
+    data: dict[str, Any] | None = Field(
+        default=None,
+        description="Push: custom data for the app; webhook: the JSON object to deliver.",
+    )
+    fallback: list[Channel] | None = Field(
+        default=None,
+        description="Channels to try, in order, if this one fails permanently or dies.",
+    )
+    fallback_to: dict[Channel, str] | None = Field(
+        default=None, description="The recipient on each fallback channel."
+    )
     category: str | None = Field(
         default=None, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
     )

@@ -55,7 +55,7 @@ class NotificationView(BaseModel):
     channel: str
     status: str
     to: list[str]
-    subject: str | None = None
+    subject: str | None = Field(default=None, description="Email subject, or push/chat title.")
     recipient_id: str | None = None
     category: str | None = None
     priority: int
@@ -78,8 +78,16 @@ class NotificationView(BaseModel):
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None = None
-    content: EmailContent | None = Field(
-        default=None, description="Only on `GET /v1/notifications/{id}`."
+    fallback_of: str | None = Field(
+        default=None, description="The notification this one is the fallback of."
+    )
+    fallback: list[str] = Field(
+        default=[], description="Fallback channels still to try if this one fails."
+    )
+    content: EmailContent | dict[str, Any] | None = Field(
+        default=None,
+        description="Only on `GET /v1/notifications/{id}`: the email, or the SMS, push, "
+        "webhook or chat content as stored.",
     )
     events: list[EventView] | None = Field(
         default=None, description="The timeline; only on `GET /v1/notifications/{id}`."
@@ -106,14 +114,15 @@ def notification_view(
 ) -> NotificationView:
     """Build the view from a stored row (or a just-accepted one, before it has history)."""
     payload = orjson.loads(row["payload"])
-    to = [_formatted(a) for a in payload["to"]]
+    email = row["channel"] == "email"
     results = row.get("results")
+    fallback = row.get("fallback")
     return NotificationView(
         id=row["id"],
         channel=row["channel"],
         status=row["status"],
-        to=to,
-        subject=payload.get("subject"),
+        to=[_formatted(a) for a in payload["to"]] if email else _recipients(payload),
+        subject=payload.get("subject") if email else payload.get("title"),
         recipient_id=row["recipient_id"],
         category=row["category"],
         priority=row["priority"],
@@ -132,9 +141,17 @@ def notification_view(
         created_at=as_datetime(row["created_at"]),
         updated_at=as_datetime(row.get("updated_at") or row["created_at"]),
         sent_at=as_datetime(row["sent_at"]) if row.get("sent_at") is not None else None,
-        content=_content(payload) if with_content else None,
+        fallback_of=row.get("fallback_of"),
+        fallback=[f["channel"] for f in orjson.loads(fallback)] if fallback else [],
+        content=(_content(payload) if email else payload) if with_content else None,
         events=[_event(e) for e in events] if events is not None else None,
     )
+
+
+def _recipients(payload: dict[str, Any]) -> list[str]:
+    """The one recipient of a non-email notification (a chat message may have none)."""
+    to = payload.get("url") or payload.get("to")
+    return [to] if to else []
 
 
 def _content(payload: dict[str, Any]) -> EmailContent:

@@ -8,12 +8,14 @@ it never returns a bare success flag. Providers talk only to the outside world.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from herald.domain.channels import Channel
-from herald.domain.errors import ConfigurationError
+from herald.domain.errors import ConfigurationError, PermanentError
 from herald.domain.message import Delivery, Receipt
+
+C = TypeVar("C")
 
 
 @runtime_checkable
@@ -35,6 +37,18 @@ class Provider(Protocol):
     async def aclose(self) -> None:
         """Release connections."""
         ...
+
+
+def content_of(delivery: Delivery, kind: type[C], provider: str) -> C:
+    """The delivery's content if it is a ``kind``; otherwise this provider cannot carry it,
+    which is not the recipient's fault (the worker tries the next provider)."""
+    content = delivery.content
+    if not isinstance(content, kind):
+        raise PermanentError(
+            f"{provider} cannot deliver {type(content).__name__.lower()} content",
+            recipient_fault=False,
+        )
+    return content
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from herald.domain.channels import Channel
-from herald.domain.message import Address, Delivery, Email, Receipt
+from herald.domain.message import Address, Content, Delivery, Email, Receipt, content_payload
 from herald.domain.mime import build_email_bytes
 from herald.providers.base import ProviderURL
 
@@ -31,7 +31,7 @@ class CaptureProvider:
         return Receipt(
             provider_message_id=f"captured-{delivery.notification_id}",
             detail="captured, not sent",
-            captured=_content(delivery.content),
+            captured=captured_content(delivery.content),
         )
 
     async def check(self) -> None:
@@ -41,22 +41,25 @@ class CaptureProvider:
         return None
 
 
-def _content(email: Email) -> dict[str, Any]:
-    sender = email.sender or _DEFAULT_SENDER
+def captured_content(content: Content) -> dict[str, Any]:
+    """What the outbox shows: the content as sent; for email, also the raw message."""
+    if not isinstance(content, Email):
+        return content_payload(content)
+    sender = content.sender or _DEFAULT_SENDER
     return {
         "from": sender.formatted(),
-        "to": [a.formatted() for a in email.to],
-        "cc": [a.formatted() for a in email.cc],
-        "bcc": [a.formatted() for a in email.bcc],
-        "reply_to": [a.formatted() for a in email.reply_to],
-        "subject": email.subject,
-        "text": email.text,
-        "html": email.html,
-        "headers": dict(email.headers),
+        "to": [a.formatted() for a in content.to],
+        "cc": [a.formatted() for a in content.cc],
+        "bcc": [a.formatted() for a in content.bcc],
+        "reply_to": [a.formatted() for a in content.reply_to],
+        "subject": content.subject,
+        "text": content.text,
+        "html": content.html,
+        "headers": dict(content.headers),
         "attachments": [
             {"filename": a.filename, "content_type": a.content_type, "content_id": a.content_id}
-            for a in email.attachments
+            for a in content.attachments
         ],
-        "message_id": email.message_id,
-        "raw": build_email_bytes(email, sender).decode("utf-8", "replace"),
+        "message_id": content.message_id,
+        "raw": build_email_bytes(content, sender).decode("utf-8", "replace"),
     }

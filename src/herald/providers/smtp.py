@@ -33,10 +33,10 @@ from herald.domain.errors import (
     TransientError,
     UnknownOutcome,
 )
-from herald.domain.message import Address, Delivery, Receipt, RecipientRejection
+from herald.domain.message import Address, Delivery, Email, Receipt, RecipientRejection
 from herald.domain.mime import build_email_bytes
 from herald.domain.smtp_replies import classify_smtp_reply, queue_id_from_reply
-from herald.providers.base import ProviderURL
+from herald.providers.base import ProviderURL, content_of
 from herald.providers.smtp_pool import SessionPool, SmtpSession
 from herald.providers.smtp_wire import SessionBroken, SmtpReply, SmtpWire
 
@@ -201,7 +201,7 @@ class SmtpProvider:
         """One SMTP transaction; docs/providers.md tables how each failure is classified."""
         if self._pool.closed:
             raise TransientError(f"{self.name}: provider is closed")
-        content = delivery.content
+        content = content_of(delivery, Email, self.name)
         sender = content.sender or self._sender
         body = _wire_body(build_email_bytes(content, sender))
         mail_from = self._envelope_from or sender.addr

@@ -34,6 +34,8 @@ _INSERT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("due_at", j.REAL),
     ("expires_at", j.REAL),
     ("created_at", j.REAL),
+    ("fallback", j.TEXT),
+    ("fallback_of", j.TEXT),
 )
 _NAMES = ", ".join(name for name, _ in _INSERT_COLUMNS)
 
@@ -44,11 +46,14 @@ _PG_INSERT = sa.text(f"""
         INSERT INTO notifications ({_NAMES}, attempts, possible_duplicates, updated_at)
         SELECT {_NAMES}, 0, 0, created_at FROM {j.records("rows", _INSERT_COLUMNS)}
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-        RETURNING id, status, created_at
+        RETURNING id, status, created_at, fallback_of
     ),
     ev AS (
         INSERT INTO notification_events (notification_id, at, status, actor, detail)
-        SELECT id, created_at, status, :actor, 'accepted' FROM ins
+        SELECT id, created_at, status, :actor,
+               CASE WHEN fallback_of IS NULL THEN 'accepted'
+                    ELSE 'queued as the fallback of ' || fallback_of END
+        FROM ins
     )
     SELECT id FROM ins
 """)
@@ -64,7 +69,7 @@ _SQLITE_INSERT = (
 _sqlite_values = itemgetter(*(name for name, _ in _INSERT_COLUMNS), "created_at")
 _SQLITE_INSERT_EVENT = (
     "INSERT INTO notification_events (notification_id, at, status, actor, detail) "
-    "VALUES (?, ?, ?, ?, 'accepted')"
+    "VALUES (?, ?, ?, ?, ?)"
 )
 
 
@@ -261,7 +266,7 @@ def _accept(
             to_insert.extend(inserting)
             known.update(claimed)
     if to_insert:
-        inserted = _insert(conn, dialect, to_insert, actor)
+        inserted = insert_rows(conn, dialect, to_insert, actor)
         if len(inserted) != len(to_insert):
             raise _LostRace
     return results
@@ -298,7 +303,7 @@ def _resolve_keys(
     return accepted, inserting, claimed
 
 
-def _insert(
+def insert_rows(
     conn: sa.Connection, dialect: Dialect, rows: list[NewNotification], actor: str
 ) -> list[str]:
     if dialect == "postgresql":
@@ -310,6 +315,15 @@ def _insert(
     conn.exec_driver_sql(_SQLITE_INSERT, [_sqlite_values(row) for row in rows])
     conn.exec_driver_sql(
         _SQLITE_INSERT_EVENT,
-        [(row["id"], row["created_at"], row["status"], actor) for row in rows],
+        [
+            (row["id"], row["created_at"], row["status"], actor, _accepted_detail(row))
+            for row in rows
+        ],
     )
     return [row["id"] for row in rows]
+
+
+def _accepted_detail(row: NewNotification) -> str:
+    if row["fallback_of"] is None:
+        return "accepted"
+    return f"queued as the fallback of {row['fallback_of']}"

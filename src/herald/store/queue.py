@@ -6,15 +6,19 @@ expired (and whose row another worker re-claimed) matches no row and changes not
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from operator import itemgetter
 
+import orjson
 import sqlalchemy as sa
 
+from herald.domain.ids import new_id
 from herald.store import jsonrows as j
-from herald.store.database import Database
-from herald.store.records import Claimed, NewCapture, NewEvent, Outcome
-from herald.store.tables import captured, notifications
+from herald.store.database import Database, Dialect
+from herald.store.notifications import insert_rows
+from herald.store.records import Claimed, NewCapture, NewEvent, NewNotification, Outcome
+from herald.store.tables import captured, events, notifications
 
 _CLAIMED_COLUMNS = (
     "id, channel, recipient, payload, priority, attempts, max_attempts, send_at, due_at, "
@@ -238,6 +242,72 @@ def _sqlite_complete(
     return applied
 
 
+_ENDED = frozenset({"dead", "failed"})
+
+
+def _spawn_fallbacks(conn: sa.Connection, dialect: Dialect, ended: list[str], actor: str) -> None:
+    """Queue the next fallback of each notification that just died or failed (prepared at
+    accept time), linked both ways: ``fallback_of`` and an event on each timeline."""
+    n = notifications.c
+    rows = conn.execute(
+        sa.select(
+            n.id,
+            n.status,
+            n.priority,
+            n.recipient_id,
+            n.category,
+            n.metadata,
+            n.max_attempts,
+            n.expires_at,
+            n.fallback,
+        ).where(n.id.in_(ended), n.fallback.is_not(None))
+    ).all()
+    now = time.time()
+    spawned: list[NewNotification] = []
+    for row in rows:
+        first, *rest = orjson.loads(row.fallback)
+        spawned.append(
+            {
+                "id": new_id(now),
+                "channel": first["channel"],
+                "status": "queued",
+                "priority": row.priority,
+                "recipient": first["recipient"],
+                "recipient_id": row.recipient_id,
+                "category": row.category,
+                "payload": orjson.dumps(first["payload"]).decode(),
+                "metadata": row.metadata,
+                "idempotency_key": None,
+                "request_hash": None,
+                "max_attempts": row.max_attempts,
+                "send_at": now,
+                "due_at": now,
+                "expires_at": row.expires_at,
+                "created_at": now,
+                "fallback": orjson.dumps(rest).decode() if rest else None,
+                "fallback_of": row.id,
+            }
+        )
+    if not spawned:
+        return
+    insert_rows(conn, dialect, spawned, actor)
+    # A notification falls back once; retrying it from the dead letters does not again.
+    conn.execute(notifications.update().where(n.id.in_([r.id for r in rows])).values(fallback=None))
+    conn.execute(
+        events.insert(),
+        [
+            {
+                "notification_id": new["fallback_of"],
+                "at": now,
+                "status": old.status,
+                "actor": actor,
+                "detail": f"falling back to {new['channel']}: {new['id']}",
+            }
+            for old, new in zip(rows, spawned, strict=True)
+        ],
+    )
+
+
 LEASE_EXPIRED = "lease expired: the worker holding this notification stopped responding"
 
 
@@ -303,9 +373,13 @@ class QueueStore:
             kept = [c for c in captures if c["notification_id"] in applied]
             if kept:
                 conn.execute(captured.insert(), kept)
+            ended = [o["id"] for o in outcomes if o["status"] in _ENDED and o["id"] in applied]
+            if ended:
+                _spawn_fallbacks(conn, self.db.dialect, ended, actor)
             return applied
 
-        return await self.db.run(complete, autocommit=self._single and not captures, durable=False)
+        single = self._single and not captures and not any(o["status"] in _ENDED for o in outcomes)
+        return await self.db.run(complete, autocommit=single, durable=False)
 
     async def renew(self, tokens: list[int], *, until: float) -> int:
         """Extend the leases of rows still held under ``tokens``."""

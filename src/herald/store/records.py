@@ -24,6 +24,10 @@ class NewNotification(TypedDict):
     due_at: float
     expires_at: float | None
     created_at: float
+    #: JSON list of prepared fallbacks ({"channel", "recipient", "payload"}), or None.
+    fallback: str | None
+    #: The notification this one is the fallback of.
+    fallback_of: str | None
 
 
 class Claimed(NamedTuple):

@@ -49,6 +49,9 @@ notifications = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("sent_at", sa.Float),
+    # Prepared fallbacks (JSON) sent if this one fails; and the one this is a fallback of.
+    sa.Column("fallback", sa.Text),
+    sa.Column("fallback_of", sa.String(36)),
     # The claim query walks this partial index: queued rows (all due) in priority order.
     sa.Index(
         "ix_notifications_ready",

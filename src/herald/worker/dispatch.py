@@ -20,7 +20,7 @@ from herald import metrics
 from herald.domain.backoff import RetryPolicy
 from herald.domain.channels import Channel
 from herald.domain.errors import DeliveryError, PermanentError, TransientError, UnknownOutcome
-from herald.domain.message import Delivery, Email, Receipt, RecipientRejection
+from herald.domain.message import Delivery, Receipt, RecipientRejection, content_from_payload
 from herald.domain.status import Status
 from herald.providers.base import Provider
 from herald.store.records import Claimed, NewCapture, NewEvent, Outcome
@@ -57,7 +57,7 @@ class Dispatcher:
             notification_id=row.id,
             channel=channel,
             attempt=row.attempts,
-            content=Email.from_payload(orjson.loads(row.payload)),
+            content=content_from_payload(channel, orjson.loads(row.payload)),
             idempotency_key=row.idempotency_key or row.id,
         )
         providers = self._providers[channel]
@@ -290,8 +290,11 @@ def _permanent_results(row: Claimed, error: DeliveryError) -> str | None:
         return None
     if error.rejected:
         return _results(error.rejected)
-    payload = orjson.loads(row.payload)
-    recipients = [a[1] for a in (*payload["to"], *payload["cc"], *payload["bcc"])]
+    if row.channel == Channel.EMAIL.value:
+        payload = orjson.loads(row.payload)
+        recipients = [a[1] for a in (*payload["to"], *payload["cc"], *payload["bcc"])]
+    else:
+        recipients = [row.recipient]
     return _results(
         [RecipientRejection(a, error.code, error.message, error.suppress) for a in recipients]
     )
