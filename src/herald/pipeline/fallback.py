@@ -30,12 +30,14 @@ _PUSH_TEXT = 1000  # characters of derived push text; the whole payload must sta
 
 def unused_fields(request: NotificationRequest) -> dict[str, str]:
     """Content fields set on the request that neither its channel nor a fallback reads."""
-    channels = [request.channel, *(request.fallback or [])]
-    used = frozenset().union(*(CONTENT_FIELDS[c] for c in channels))
-    given = request.model_fields_set & _ALL_CONTENT
+    extra = (request.model_fields_set & _ALL_CONTENT) - CONTENT_FIELDS[request.channel]
+    if not extra:
+        return {}
+    for channel in request.fallback or ():
+        extra -= CONTENT_FIELDS[channel]
     return {
         _alias(field): f"not used by the {request.channel.value} channel"
-        for field in sorted(given - used)
+        for field in sorted(extra)
         if getattr(request, field) is not None
     }
 
@@ -44,6 +46,8 @@ def fallback_requests(
     request: NotificationRequest, sms_max_segments: int
 ) -> tuple[list[NotificationRequest], dict[str, str]]:
     """One request per fallback channel, in order, or the errors in ``fallback``/``fallback_to``."""
+    if not request.fallback and not request.fallback_to:
+        return [], {}
     errors: dict[str, str] = {}
     chain = request.fallback or []
     targets = request.fallback_to or {}
