@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from herald import metrics
+from herald import logs, metrics
 from herald.config import Settings
 from herald.domain.channels import Channel
 from herald.domain.errors import ConfigurationError
@@ -58,6 +58,7 @@ class Herald:
         migrate: bool | None = None,
         **overrides: Any,
     ) -> None:
+        logs.route_to_stdlib_unless_configured()
         if database_url is not None:
             overrides["database_url"] = database_url
         self.settings = settings.model_copy(update=overrides) if settings else Settings(**overrides)
