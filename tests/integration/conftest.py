@@ -9,6 +9,7 @@ import pytest
 import trustme
 
 from tests.integration.api import Api, running_api
+from tests.integration.http_fakes import FakeChat, FakeResend, FakeSendGrid, serving
 from tests.integration.smtp_server import SmtpTestServer, TlsMode
 
 # --- SMTP: a real aiosmtpd server (tests/integration/smtp_server.py) ---------------------
@@ -95,3 +96,24 @@ async def sqlite_api(sqlite_url: str) -> AsyncIterator[Api]:
     """The API on SQLite only, for tests where the database does not matter."""
     async with running_api(sqlite_url) as running:
         yield running
+
+
+# --- Third-party HTTP APIs on loopback (tests/integration/http_fakes.py) --------------------
+
+
+@pytest.fixture
+async def sendgrid() -> AsyncIterator[FakeSendGrid]:
+    async with serving(FakeSendGrid()) as api:
+        yield api
+
+
+@pytest.fixture
+async def resend() -> AsyncIterator[FakeResend]:
+    async with serving(FakeResend()) as api:
+        yield api
+
+
+@pytest.fixture
+async def chat_server() -> AsyncIterator[FakeChat]:
+    async with serving(FakeChat()) as api:
+        yield api

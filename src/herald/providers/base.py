@@ -72,7 +72,11 @@ class ProviderURL:
         try:
             port = parts.port
         except ValueError as exc:
-            raise ConfigurationError(f"provider URL {redact(url)!r}: {exc}") from None
+            # ``apprise+tgram://123:TOKEN/…``: a URL handed on to another library (a ``+``
+            # scheme) is that library's to judge; its netloc need not hold a port.
+            if "+" not in parts.scheme:
+                raise ConfigurationError(f"provider URL {redact(url)!r}: {exc}") from None
+            port = None
         return cls(
             raw=url.strip(),
             scheme=parts.scheme.lower(),
