@@ -19,7 +19,7 @@ import apprise
 from herald.domain.channels import Channel
 from herald.domain.errors import ConfigurationError, DeliveryError, PermanentError, TransientError
 from herald.domain.message import Chat, Delivery, Receipt
-from herald.providers.base import ProviderURL, content_of, redact
+from herald.providers.base import ProviderURL, content_of
 from herald.providers.http import TRANSIENT_STATUSES
 
 PREFIX: Final = "apprise+"
@@ -48,15 +48,18 @@ class AppriseProvider:
         self.channel = Channel.CHAT
         #: Labels (a chat message's ``to``) this destination answers to; empty: any.
         self.tags = tags
-        self._where = redact(apprise_url)
         self._apprise = apprise.Apprise()
         service = apprise.Apprise.instantiate(apprise_url)
         if service is None:
+            # Only the scheme: Apprise URLs carry their tokens in the path too.
+            scheme = apprise_url.partition("://")[0]
             raise ConfigurationError(
-                f"{PREFIX}{self._where}: Apprise does not accept this URL "
+                f"{PREFIX}{scheme}://…: Apprise does not accept this URL "
                 "(unknown service, or a token or path it cannot parse)"
             )
         self._apprise.add(service)
+        #: The URL as Apprise shows it with its secrets masked, for logs.
+        self.where = PREFIX + service.url(privacy=True)  # type: ignore[no-untyped-call]
         self._service = service.service_name or service.protocol or "apprise"
         self._slots = asyncio.Semaphore(concurrency)
 
@@ -78,6 +81,9 @@ class AppriseProvider:
             tags=tags,
             concurrency=concurrency,
         )
+
+    def __repr__(self) -> str:
+        return f"<AppriseProvider {self.name} {self.where}>"
 
     async def send(self, delivery: Delivery) -> Receipt:
         content = content_of(delivery, Chat, self.name)
