@@ -9,7 +9,13 @@ import pytest
 import trustme
 
 from tests.integration.api import Api, running_api
-from tests.integration.http_fakes import FakeChat, FakeResend, FakeSendGrid, serving
+from tests.integration.http_fakes import (
+    FakeChat,
+    FakePostmark,
+    FakeResend,
+    FakeSendGrid,
+    serving,
+)
 from tests.integration.smtp_server import SmtpTestServer, TlsMode
 
 # --- SMTP: a real aiosmtpd server (tests/integration/smtp_server.py) ---------------------
@@ -110,6 +116,12 @@ async def sendgrid() -> AsyncIterator[FakeSendGrid]:
 @pytest.fixture
 async def resend() -> AsyncIterator[FakeResend]:
     async with serving(FakeResend()) as api:
+        yield api
+
+
+@pytest.fixture
+async def postmark() -> AsyncIterator[FakePostmark]:
+    async with serving(FakePostmark()) as api:
         yield api
 
 

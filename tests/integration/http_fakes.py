@@ -297,6 +297,78 @@ def _resend_problem(body: Any) -> tuple[str, str] | None:
     return None
 
 
+# --- Postmark ----------------------------------------------------------------------------------
+
+
+class FakePostmark(FakeApi):
+    """``POST /email`` with ``X-Postmark-Server-Token``: 200 with ``MessageID`` and
+    ``ErrorCode: 0``; API errors as HTTP 422 ``{"ErrorCode", "Message"}``."""
+
+    def __init__(self, token: str = "pm-server-token") -> None:  # noqa: S107
+        super().__init__()
+        self.token = token
+        self._ids = itertools.count(1)
+        #: Addresses Postmark has marked inactive (hard bounce, spam complaint).
+        self.inactive: set[str] = set()
+        self.accepted: list[dict[str, Any]] = []
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/email", self.email)]
+
+    async def email(self, request: web.Request) -> web.Response:
+        received = await self._record(request)
+        if request.headers.get("X-Postmark-Server-Token") != self.token:
+            return _json(
+                401,
+                {"ErrorCode": 10, "Message": "Request does not contain a valid Server token."},
+            )
+        if request.headers.get("Accept") != "application/json":
+            return _json(422, {"ErrorCode": 409, "Message": "JSON Required"})
+        if self.hold is not None:
+            await self.hold()
+        problem = _postmark_problem(received.json, self.inactive)
+        if problem is not None:
+            return _json(422, {"ErrorCode": problem[0], "Message": problem[1]})
+        scripted = self._scripted()
+        if scripted is not None:
+            return scripted
+        self.accepted.append(received.json)
+        return _json(
+            200,
+            {
+                "To": received.json["To"],
+                "SubmittedAt": "2026-11-22T15:00:00.0000000-05:00",
+                "MessageID": f"0a129aee-e1cd-480d-b08d-4f48548f{next(self._ids):04d}",
+                "ErrorCode": 0,
+                "Message": "OK",
+            },
+        )
+
+
+def _postmark_problem(body: Any, inactive: set[str]) -> tuple[int, str] | None:
+    if not isinstance(body, dict):
+        return (402, "Invalid JSON")
+    if "@" not in body.get("From", ""):
+        return (300, "Invalid 'From' address: ''.")
+    if not body.get("To"):
+        return (300, "Zero recipients specified")
+    if "TextBody" not in body and "HtmlBody" not in body:
+        return (300, "Provide either email TextBody or HtmlBody or both.")
+    if any(len(key) > 20 for key in body.get("Metadata", {})):
+        return (300, "Metadata field names are limited to 20 characters.")
+    for attachment in body.get("Attachments", []):
+        if not _is_base64(attachment.get("Content")) or not attachment.get("Name"):
+            return (300, "Attachments must have a Name and base64 Content.")
+    recipients = ",".join(body.get(f, "") for f in ("To", "Cc", "Bcc"))
+    if any(address in recipients for address in inactive):
+        return (
+            406,
+            "You tried to send to recipient(s) that have been marked as inactive. Found "
+            "inactive addresses: " + ", ".join(sorted(inactive)) + ".",
+        )
+    return None
+
+
 # --- A chat webhook (Apprise json:// and ntfy://) ----------------------------------------------
 
 

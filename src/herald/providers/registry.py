@@ -27,6 +27,7 @@ _BUILTIN: dict[str, tuple[str, str, frozenset[Channel]]] = {
     "capture": ("herald.providers.capture", "CaptureProvider", frozenset(Channel)),
     "sendgrid": ("herald.providers.sendgrid", "SendGridProvider", frozenset({Channel.EMAIL})),
     "resend": ("herald.providers.resend", "ResendProvider", frozenset({Channel.EMAIL})),
+    "postmark": ("herald.providers.postmark", "PostmarkProvider", frozenset({Channel.EMAIL})),
     "apprise": ("herald.providers.apprise_chat", "AppriseProvider", frozenset({Channel.CHAT})),
 }
 
