@@ -10,6 +10,8 @@ import trustme
 
 from tests.integration.api import Api, running_api
 from tests.integration.smtp_server import SmtpTestServer, TlsMode
+from tests.integration.twilio_server import TwilioServer
+from tests.integration.vonage_server import VonageServer
 
 # --- SMTP: a real aiosmtpd server (tests/integration/smtp_server.py) ---------------------
 
@@ -95,3 +97,22 @@ async def sqlite_api(sqlite_url: str) -> AsyncIterator[Api]:
     """The API on SQLite only, for tests where the database does not matter."""
     async with running_api(sqlite_url) as running:
         yield running
+
+
+# --- SMS: local stand-ins for Twilio and Vonage (tests/integration/*_server.py) ---------------
+
+
+@pytest.fixture
+async def twilio_server() -> AsyncIterator[TwilioServer]:
+    server = TwilioServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def vonage_server() -> AsyncIterator[VonageServer]:
+    server = VonageServer()
+    await server.start()
+    yield server
+    await server.stop()
