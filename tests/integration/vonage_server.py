@@ -35,6 +35,8 @@ class VonageServer:
         #: HTTP failures (status) the next requests get, before any body is considered.
         self.http_failures: deque[int] = deque()
         self.parts_per_message = 1
+        #: Refuse the last part of a multi-part message with this (status, text).
+        self.last_part_refused: tuple[int, str] | None = None
         self.messages: list[Received] = []
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -107,6 +109,10 @@ class VonageServer:
                 }
             )
             self.messages.append(Received(message_id, form))
+        if self.last_part_refused is not None and len(parts) > 1:
+            status, text = self.last_part_refused
+            parts[-1] = {"status": str(status), "error-text": text}
+            self.messages.pop()
         return web.json_response({"message-count": str(len(parts)), "messages": parts})
 
     def receipt(
