@@ -239,6 +239,7 @@ class Herald:
             raise NotFound(
                 f"no notification sent by {report.provider} as {report.provider_message_id!r}"
             )
+        self.wakeup.notify()  # a failure may have queued a channel fallback
         return found
 
     # -- delivering ------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from herald.domain.message import Email
 from tests.integration.api import Api, running_api
 from tests.integration.twilio_server import TwilioServer
 from tests.integration.vonage_server import VonageServer
@@ -249,3 +250,27 @@ async def test_vonage_receipts_complete_the_timeline(
 
         bad = await api.client.post(path.replace("token=", "token=x"), json=body)
         assert bad.status_code == 403
+
+
+async def test_a_failed_callback_queues_the_channel_fallback(
+    database_url: str, twilio_server: TwilioServer
+):
+    async with herald_with(database_url, twilio_server.url()) as api:
+        nid = await send_sms(
+            api, fallback=["email"], fallback_to={"email": "alice@example.org"}, subject="Code"
+        )
+        await api.herald.drain()
+        (message,) = twilio_server.messages
+
+        callback = twilio_server.status_callback(message, "undelivered", error_code=30006)
+        assert (await post_twilio_callback(api, *callback)).status_code == 204
+        await api.herald.drain()
+
+        view = await api.get(nid)
+        assert view["status"] == "failed"
+        fallback = next(e for e in view["events"] if e["detail"].startswith("falling back"))
+        email_id = fallback["detail"].rsplit(" ", 1)[1]
+        assert (await api.get(email_id))["status"] == "sent"
+        (sent,) = api.recorder.outbox
+        assert isinstance(sent.content, Email)
+        assert sent.content.to[0].addr == "alice@example.org"

@@ -8,7 +8,8 @@ import sqlalchemy as sa
 from herald.domain.delivery_reports import DeliveryReport, ReportedState
 from herald.domain.errors import DeliveryError
 from herald.domain.status import Status
-from herald.store.database import Database
+from herald.store.database import Database, Dialect
+from herald.store.queue import spawn_fallbacks
 from herald.store.tables import events, notifications
 
 _ACTOR = "provider-callback"
@@ -21,12 +22,14 @@ class DeliveryReportStore:
 
     async def apply(self, report: DeliveryReport, *, now: float) -> str | None:
         """Record ``report`` on its notification's timeline and move a ``sent`` one to
-        ``delivered`` or ``failed``; the notification id, or None if no notification has
-        this provider message id. A replayed report changes nothing."""
-        return await self.db.run(lambda conn: _apply(conn, report, now))
+        ``delivered`` or ``failed`` (queueing its channel fallback, if it has one); the
+        notification id, or None if no notification has this provider message id. A
+        replayed report changes nothing."""
+        dialect = self.db.dialect
+        return await self.db.run(lambda conn: _apply(conn, dialect, report, now))
 
 
-def _apply(conn: sa.Connection, report: DeliveryReport, now: float) -> str | None:
+def _apply(conn: sa.Connection, dialect: Dialect, report: DeliveryReport, now: float) -> str | None:
     n = notifications.c
     found = conn.execute(
         sa.select(n.id, n.status, n.recipient)
@@ -68,6 +71,8 @@ def _apply(conn: sa.Connection, report: DeliveryReport, now: float) -> str | Non
             detail=detail,
         )
     )
+    if status is Status.FAILED and current != status.value:
+        spawn_fallbacks(conn, dialect, [nid], _ACTOR)
     return str(nid)
 
 
