@@ -12,7 +12,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import unquote, urlencode, urlsplit
+from urllib.parse import quote_plus, unquote, urlencode, urlsplit
 
 import orjson
 import structlog
@@ -63,10 +63,17 @@ class TwilioProvider:
         self.name = name
         self.account_sid = account_sid
         self._token = auth_token
-        self._sender = sender
-        self._service = messaging_service_sid
         self.status_callback = status_callback
         self._unreachable_retries = unreachable_retries
+        # The fields every message shares, encoded once (urlencode is a visible cost per send).
+        fixed: dict[str, str] = {}
+        if messaging_service_sid is not None:
+            fixed["MessagingServiceSid"] = messaging_service_sid
+        elif sender is not None:
+            fixed["From"] = sender
+        if status_callback is not None:
+            fixed["StatusCallback"] = status_callback
+        self._fixed_form = urlencode(fixed)
         account = f"{base_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}"
         self._messages_url = f"{account}/Messages.json"
         self._account_url = f"{account}.json"
@@ -112,15 +119,9 @@ class TwilioProvider:
     async def send(self, delivery: Delivery) -> Receipt:
         """One message; docs/providers.md tables how each Twilio error is classified."""
         sms = content_of(delivery, Sms, self.name)
-        form = {"To": sms.to, "Body": sms.body}
-        if self._service is not None:
-            form["MessagingServiceSid"] = self._service
-        else:
-            form["From"] = self._sender or ""
-        if self.status_callback is not None:
-            form["StatusCallback"] = self.status_callback
+        form = f"To={quote_plus(sms.to)}&Body={quote_plus(sms.body)}&{self._fixed_form}"
         response = await self._http.request(
-            "POST", self._messages_url, data=urlencode(form), headers=self._headers
+            "POST", self._messages_url, data=form, headers=self._headers
         )
         if not 200 <= response.status < 300:
             raise self._error(response, delivery.attempt)
