@@ -220,6 +220,8 @@ async def test_other_content_is_not_the_recipients_fault(build: Build):
         ("twilio://AC1:token@", "exactly one of"),
         ("twilio://AC1:token@+15550001111?messaging_service_sid=MG1", "exactly one of"),
         ("twilio://AC1:token@+1555?unreachable_retries=-1", "must not be negative"),
+        ("twilio://AC1:token@+1555?timeout=0", "must be positive"),
+        ("twilio://AC1:token@+1555?max_connections=-1", "must be positive"),
     ],
 )
 def test_urls_that_cannot_work_are_refused_at_start(url: str, problem: str):

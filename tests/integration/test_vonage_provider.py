@@ -166,6 +166,7 @@ async def test_check_asks_for_the_balance(build: Build):
     [
         ("vonage://key@Herald", "API key and API secret"),
         ("vonage://key:secret@", "give a sender"),
+        ("vonage://key:secret@Herald?timeout=-1", "must be positive"),
     ],
 )
 def test_urls_that_cannot_work_are_refused_at_start(url: str, problem: str):

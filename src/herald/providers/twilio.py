@@ -22,7 +22,7 @@ from herald.domain.errors import ConfigurationError, DeliveryError
 from herald.domain.message import Delivery, Receipt, Sms
 from herald.domain.twilio_errors import classify_twilio_error
 from herald.providers.base import ProviderURL, content_of
-from herald.providers.http import HttpClient, HttpResponse, retry_after
+from herald.providers.http import HttpClient, HttpResponse, client_from_url, retry_after
 
 log = structlog.get_logger(__name__)
 
@@ -30,7 +30,7 @@ DEFAULT_BASE_URL = "https://api.twilio.com"
 #: Where Twilio posts status callbacks, under HERALD_PUBLIC_URL.
 STATUS_CALLBACK_PATH = "/inbound/twilio/status"
 _OPTIONS = frozenset(
-    {"name", "base_url", "messaging_service_sid", "from", "timeout", "max_connections"}
+    {"name", "base_url", "messaging_service_sid", "timeout", "max_connections"}
     | {"unreachable_retries", "status_callback"}
 )
 _FORM = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
@@ -52,8 +52,7 @@ class TwilioProvider:
         base_url: str = DEFAULT_BASE_URL,
         status_callback: str | None = None,
         unreachable_retries: int = 3,
-        timeout: float = 30.0,
-        max_connections: int = 100,
+        http: HttpClient | None = None,
     ) -> None:
         if (sender is None) == (messaging_service_sid is None):
             raise ConfigurationError(
@@ -79,7 +78,7 @@ class TwilioProvider:
         self._account_url = f"{account}.json"
         credentials = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
         self._headers = {**_FORM, "Authorization": f"Basic {credentials}"}
-        self._http = HttpClient(timeout=timeout, max_connections=max_connections)
+        self._http = http or HttpClient()
 
     @classmethod
     def from_url(
@@ -91,7 +90,7 @@ class TwilioProvider:
         if not url.username or not url.password:
             raise ConfigurationError(f"{where}: give the account SID and auth token")
         # ProviderURL lowercases the host; an alphanumeric sender id keeps its case.
-        sender = unquote(urlsplit(url.raw).netloc.rpartition("@")[2]) or url.option("from")
+        sender = unquote(urlsplit(url.raw).netloc.rpartition("@")[2])
         for key in url.query.keys() - _OPTIONS:
             log.warning("twilio.unknown_option", url=where, option=key)
         retries = url.integer("unreachable_retries", 3)
@@ -109,8 +108,7 @@ class TwilioProvider:
             base_url=url.option("base_url") or DEFAULT_BASE_URL,
             status_callback=callback,
             unreachable_retries=retries,
-            timeout=url.number("timeout", 30.0),
-            max_connections=url.integer("max_connections", 100),
+            http=client_from_url(url),
         )
 
     def __repr__(self) -> str:

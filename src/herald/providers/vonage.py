@@ -20,14 +20,14 @@ from herald.domain.errors import ConfigurationError, DeliveryError, TransientErr
 from herald.domain.message import Delivery, Receipt, Sms
 from herald.domain.vonage_errors import classify_vonage_status
 from herald.providers.base import ProviderURL, content_of
-from herald.providers.http import HttpClient, HttpResponse, classify_status
+from herald.providers.http import HttpClient, HttpResponse, classify_status, client_from_url
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_BASE_URL = "https://rest.nexmo.com"
 #: Where Vonage posts delivery receipts, under HERALD_PUBLIC_URL.
 STATUS_CALLBACK_PATH = "/inbound/vonage/status"
-_OPTIONS = frozenset({"name", "base_url", "from", "timeout", "max_connections", "status_callback"})
+_OPTIONS = frozenset({"name", "base_url", "timeout", "max_connections", "status_callback"})
 _FORM = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
 
 
@@ -45,8 +45,7 @@ class VonageProvider:
         name: str = "vonage",
         base_url: str = DEFAULT_BASE_URL,
         public_url: str | None = None,
-        timeout: float = 30.0,
-        max_connections: int = 100,
+        http: HttpClient | None = None,
     ) -> None:
         self.name = name
         self.api_key = api_key
@@ -69,7 +68,7 @@ class VonageProvider:
         base = base_url.rstrip("/")
         self._sms_url = f"{base}/sms/json"
         self._balance_url = f"{base}/account/get-balance"
-        self._http = HttpClient(timeout=timeout, max_connections=max_connections)
+        self._http = http or HttpClient()
 
     @classmethod
     def from_url(
@@ -81,7 +80,7 @@ class VonageProvider:
         if not url.username or not url.password:
             raise ConfigurationError(f"{where}: give the API key and API secret")
         # ProviderURL lowercases the host; an alphanumeric sender id keeps its case.
-        sender = unquote(urlsplit(url.raw).netloc.rpartition("@")[2]) or url.option("from")
+        sender = unquote(urlsplit(url.raw).netloc.rpartition("@")[2])
         if not sender:
             raise ConfigurationError(f"{where}: give a sender: vonage://KEY:SECRET@SENDER")
         for key in url.query.keys() - _OPTIONS:
@@ -93,8 +92,7 @@ class VonageProvider:
             name=name,
             base_url=url.option("base_url") or DEFAULT_BASE_URL,
             public_url=public_url if url.flag("status_callback", True) else None,
-            timeout=url.number("timeout", 30.0),
-            max_connections=url.integer("max_connections", 100),
+            http=client_from_url(url),
         )
 
     def __repr__(self) -> str:
