@@ -13,7 +13,7 @@ from herald.domain.message import Delivery, Email, Sms
 from herald.providers.base import ProviderURL
 from herald.providers.registry import build_providers
 from herald.providers.twilio import TwilioProvider
-from tests.integration.twilio_server import TwilioServer
+from tests.integration.twilio_server import RawFailure, TwilioServer
 
 PUBLIC = "https://herald.example.org/"
 TO = "+14155552671"
@@ -192,6 +192,28 @@ async def test_a_wrong_auth_token_is_refused_by_twilio_and_fails_over(
     assert raised.value.code == "20003"
     assert not raised.value.recipient_fault
     assert twilio_server.requests == []  # refused before the form was read
+
+
+async def test_responses_that_are_not_twilios_json_are_classified_by_status(
+    twilio_server: TwilioServer, build: Build
+):
+    provider = build()
+    twilio_server.failures.append(RawFailure(502, "<html>Bad Gateway</html>"))
+    twilio_server.failures.append(RawFailure(404, "<html>Not Found</html>"))
+    twilio_server.failures.append(RawFailure(201, "{truncated", "application/json"))
+
+    with pytest.raises(TransientError) as transient:
+        await provider.send(delivery())
+    with pytest.raises(PermanentError) as permanent:
+        await provider.send(delivery())
+    created = await provider.send(delivery())
+
+    assert transient.value.code == "502"
+    assert "Bad Gateway" in transient.value.message
+    assert permanent.value.code == "404"
+    # Created but unreadable: taken as sent, since sending again would duplicate it.
+    assert created.provider_message_id is None
+    assert created.detail == "twilio HTTP 201 without a message sid"
 
 
 async def test_check_fetches_the_account(build: Build):

@@ -157,6 +157,13 @@ async def test_a_refused_part_after_sent_ones_is_an_unknown_outcome(
     assert "after other parts were sent" in raised.value.message
 
 
+async def test_an_unreadable_200_may_have_been_sent(vonage_server: VonageServer, build: Build):
+    vonage_server.http_failures.append(200)  # "scripted", not the documented JSON
+
+    with pytest.raises(UnknownOutcome):
+        await build().send(delivery())
+
+
 async def test_check_asks_for_the_balance(build: Build):
     await build().check()
 

@@ -36,6 +36,15 @@ class Failure:
 
 
 @dataclass
+class RawFailure:
+    """A response that is not Twilio's JSON: a proxy's error page, a truncated body."""
+
+    status: int
+    body: str
+    content_type: str = "text/html"
+
+
+@dataclass
 class Received:
     """A message the server accepted."""
 
@@ -47,7 +56,7 @@ class TwilioServer:
     def __init__(self) -> None:
         self.account_sid = "AC" + "0" * 32
         self.auth_token = "t0ken"
-        self.failures: deque[Failure] = deque()
+        self.failures: deque[Failure | RawFailure] = deque()
         self.messages: list[Received] = []
         self.requests: list[dict[str, str]] = []  # every form posted, accepted or not
         self._runner: web.AppRunner | None = None
@@ -119,6 +128,10 @@ class TwilioServer:
             return self._error(400, 21602, "Message body is required.")
         if self.failures:
             failure = self.failures.popleft()
+            if isinstance(failure, RawFailure):
+                return web.Response(
+                    status=failure.status, text=failure.body, content_type=failure.content_type
+                )
             return self._error(failure.status, failure.code, failure.message, **failure.headers)
         sid = "SM" + secrets.token_hex(16)
         self.messages.append(Received(sid, form))

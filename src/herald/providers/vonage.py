@@ -113,7 +113,8 @@ class VonageProvider:
             raise failure
         parts = _parts(response)
         if not parts:
-            raise TransientError(f"{self.name}: unreadable response: {response.text()[:200]}")
+            # A 200 says nothing by itself here: the message may or may not have been taken.
+            raise UnknownOutcome(f"{self.name}: unreadable response: {response.text()[:200]}")
         sent = [p for p in parts if str(p.get("status")) == "0"]
         refused = next((p for p in parts if str(p.get("status")) != "0"), None)
         if refused is not None:
