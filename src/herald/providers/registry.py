@@ -1,5 +1,7 @@
 """Building providers from settings: URLs per channel, built-in schemes and entry points.
 
+A scheme ``base+rest`` that is not registered itself goes to ``base`` (``apprise+slack://``
+is the ``apprise`` provider, which hands ``slack://…`` to Apprise).
 Third-party packages add schemes through the ``herald.providers`` entry-point group; the
 entry point names the scheme and points at a callable ``(url, *, name, channel) -> Provider``.
 Built-in factories may also take ``public_url`` (where provider callbacks reach Herald).
@@ -24,6 +26,10 @@ Factory = Callable[..., Provider]
 _BUILTIN: dict[str, tuple[str, str, frozenset[Channel]]] = {
     "smtp": ("herald.providers.smtp", "SmtpProvider", frozenset({Channel.EMAIL})),
     "capture": ("herald.providers.capture", "CaptureProvider", frozenset(Channel)),
+    "sendgrid": ("herald.providers.sendgrid", "SendGridProvider", frozenset({Channel.EMAIL})),
+    "resend": ("herald.providers.resend", "ResendProvider", frozenset({Channel.EMAIL})),
+    "postmark": ("herald.providers.postmark", "PostmarkProvider", frozenset({Channel.EMAIL})),
+    "apprise": ("herald.providers.apprise_chat", "AppriseProvider", frozenset({Channel.CHAT})),
     "twilio": ("herald.providers.twilio", "TwilioProvider", frozenset({Channel.SMS})),
     "vonage": ("herald.providers.vonage", "VonageProvider", frozenset({Channel.SMS})),
 }
@@ -62,7 +68,8 @@ def _default_name(scheme: str, taken: set[str]) -> str:
 
 
 def _factory(scheme: str, channel: Channel) -> Factory:
-    builtin = _BUILTIN.get(scheme)
+    # ``apprise+slack``: a scheme with a ``+`` is served by the provider named before it.
+    builtin = _BUILTIN.get(scheme) or _BUILTIN.get(scheme.partition("+")[0])
     if builtin is not None:
         module, attribute, channels = builtin
         if channel not in channels:

@@ -22,7 +22,7 @@ from herald.store.tables import captured, events, notifications
 
 _CLAIMED_COLUMNS = (
     "id, channel, recipient, payload, priority, attempts, max_attempts, send_at, due_at, "
-    "expires_at, created_at, idempotency_key, lease_token"
+    "expires_at, created_at, idempotency_key, lease_token, category"
 )
 _CLAIM_SET = (
     "status = 'sending', attempts = attempts + 1, lease_token = :token, "
