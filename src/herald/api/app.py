@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
 from herald import __version__
-from herald.api import captured, dead_letters, errors, health, notifications
+from herald.api import captured, dead_letters, errors, health, notifications, templates
 from herald.api.auth import KeyCheck
 from herald.api.deps import authenticated
 from herald.api.limits import BodyLimit
@@ -53,6 +53,7 @@ def create_app(
     app.include_router(notifications.router, dependencies=secured)
     app.include_router(dead_letters.router, dependencies=secured)
     app.include_router(captured.router, dependencies=secured)
+    app.include_router(templates.router, dependencies=secured)
     app.include_router(health.router)
 
     @app.get("/", include_in_schema=False)

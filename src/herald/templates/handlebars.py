@@ -73,7 +73,7 @@ class HandlebarsPart:
             output = self._render(data)
         except StrictModeError as exc:
             raise TemplateError(
-                f"{exc.path!r} is undefined", line=_line_of(self._source, exc.path)
+                f"{exc.path!r} is undefined", line=_line_of(self._source, exc.path), kind="data"
             ) from None
         except TemplateError:
             raise

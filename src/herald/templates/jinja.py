@@ -106,7 +106,9 @@ class JinjaPart:
         except SecurityError as exc:
             raise TemplateError(f"not allowed: {exc}", line=_template_line()) from None
         except jinja2.UndefinedError as exc:
-            raise TemplateError(exc.message or "undefined", line=_template_line()) from None
+            raise TemplateError(
+                exc.message or "undefined", line=_template_line(), kind="data"
+            ) from None
         except RecursionError:
             raise TemplateError("recursion too deep") from None
         except Exception as exc:  # a filter on the wrong type, a division by zero…

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from herald.domain.channels import Channel
 
 EngineName = Literal["jinja", "handlebars"]
+TemplateSource = Literal["database", "directory", "builtin"]
 
 #: The parts each channel's variant may have; every part is a template source.
 PARTS: dict[Channel, tuple[str, ...]] = {
@@ -46,8 +47,8 @@ Variants = dict[Channel, dict[str, str]]
 class TemplateError(Exception):
     """A template that does not compile or does not render with the data given.
 
-    ``part`` is ``<channel>.<part>`` (``email.subject``), a partial's name, or None when the
-    template as a whole is at fault (an unknown name).
+    ``part`` is ``<channel>.<part>`` (``email.subject``), or None when the template as a
+    whole is at fault. ``kind`` is ``data`` when the data lacks a variable the template uses.
     """
 
     def __init__(
@@ -58,9 +59,11 @@ class TemplateError(Exception):
         part: str | None = None,
         line: int | None = None,
         locale: str | None = None,
+        kind: Literal["template", "data"] = "template",
     ) -> None:
         super().__init__(message)
         self.message = message
+        self.kind = kind
         self.template = template
         self.part = part
         self.line = line
@@ -74,6 +77,7 @@ class TemplateError(Exception):
             part=self.part or part,
             line=self.line,
             locale=self.locale or locale,
+            kind=self.kind,
         )
 
     def __str__(self) -> str:
@@ -165,7 +169,7 @@ class StoredTemplate:
     name: str
     version: int
     body: TemplateBody
-    source: Literal["database", "directory", "builtin"]
+    source: TemplateSource
     created_at: float | None = None
 
 
