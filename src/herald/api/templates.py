@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from herald.api.deps import HeraldDep, json_content
@@ -55,6 +55,23 @@ class RenderRequest(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
     locale: str | None = Field(
         default=None, max_length=35, pattern=r"^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})*$"
+    )
+
+
+class TemplateDeleted(BaseModel):
+    name: str
+    deleted: bool = True
+
+
+class RenderedVariants(BaseModel):
+    """Each channel's rendered parts (a channel the template has no variant for is absent)."""
+
+    email: dict[str, str] | None = Field(default=None, description="`subject`, `html`, `text`.")
+    sms: dict[str, str] | None = Field(default=None, description="`body`.")
+    push: dict[str, str] | None = Field(default=None, description="`title`, `body`.")
+    chat: dict[str, str] | None = Field(default=None, description="`title`, `body`.")
+    webhook: dict[str, dict[str, Any]] | None = Field(
+        default=None, description="`payload`: the JSON object."
     )
 
 
@@ -117,25 +134,28 @@ async def get_template(
 
 @router.delete(
     "/templates/{name}",
-    status_code=204,
+    response_model=TemplateDeleted,
     responses=ERRORS,
     summary="Delete a stored template",
 )
-async def delete_template(name: TemplateName, herald: HeraldDep) -> Response:
+async def delete_template(name: TemplateName, herald: HeraldDep) -> TemplateDeleted:
     """Its versions stay readable with `?version=` (notifications name them); a folder or
     built-in template of the same name is used again."""
     await herald.delete_template(name)
-    return Response(status_code=204)
+    return TemplateDeleted(name=name)
 
 
 @router.post(
     "/templates/{name}/render",
+    response_model=RenderedVariants,
+    response_model_exclude_none=True,
     responses=ERRORS,
     dependencies=[Depends(json_content)],
     summary="Render every variant without sending",
 )
 async def render_template(
     name: TemplateName, body: RenderRequest, herald: HeraldDep
-) -> dict[str, dict[str, Any]]:
+) -> RenderedVariants:
     """`{"email": {"subject", "html", "text"}, "sms": {"body"}, …}`: what would be sent."""
-    return await herald.render_template(name, body.data, locale=body.locale)
+    rendered = await herald.render_template(name, body.data, locale=body.locale)
+    return RenderedVariants.model_validate(rendered)

@@ -67,7 +67,7 @@ _SQLITE_INSERT = (
     f"INSERT INTO notifications ({_NAMES}, attempts, possible_duplicates, updated_at) "
     f"VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)}, 0, 0, ?)"
 )
-_OPTIONAL = NewNotification.__optional_keys__
+_OPTIONAL = {"template", "template_version"}  # NotRequired in NewNotification
 _required_values = itemgetter(*(name for name, _ in _INSERT_COLUMNS if name not in _OPTIONAL))
 
 
