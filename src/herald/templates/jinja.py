@@ -67,6 +67,9 @@ def new_environment(partials: Mapping[str, str], parts: Mapping[str, str]) -> _S
         autoescape=_autoescape,
         auto_reload=False,
         keep_trailing_newline=True,
+        # Block tags alone on a line leave no blank line behind, as in Handlebars.
+        trim_blocks=True,
+        lstrip_blocks=True,
         cache_size=-1,
     )
     env.globals["range"] = metered_range
