@@ -317,3 +317,19 @@ def test_bodies_are_checked():
     ):
         with pytest.raises(ValueError, match="validation error"):
             TemplateBody.model_validate(bad)
+
+
+def test_a_locale_gives_some_parts_and_inherits_the_others():
+    template = compiled(
+        "jinja",
+        {"email": {"subject": "Hello", "html": "<p>Hello</p>", "text": "Hello"}},
+        locales={
+            "fr": {"email": {"subject": "Bonjour"}},
+            "de": {"email": {"html": "<p>Hallo</p>"}},
+        },
+    )
+    french = template.render({}, locale="fr")[Channel.EMAIL]
+    assert french == {"subject": "Bonjour", "html": "<p>Hello</p>", "text": "Hello"}
+    german = template.render({}, locale="de")[Channel.EMAIL]
+    # German HTML: its text is derived from it later, not taken from the English text.
+    assert german == {"subject": "Hello", "html": "<p>Hallo</p>"}

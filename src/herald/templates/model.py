@@ -115,8 +115,8 @@ class TemplateBody(BaseModel):
     variants: Variants = Field(description="Per channel, its parts: each a template source.")
     locales: dict[str, Variants] = Field(
         default_factory=dict,
-        description="Per locale (`fr`, `fr-CA`), variants replacing the default's, channel by "
-        "channel; `fr-CA` falls back to `fr`, then to the default.",
+        description="Per locale (`fr`, `fr-CA`), parts replacing the default's; a part a "
+        "locale lacks comes from the less specific one (`fr-CA` → `fr` → the default).",
     )
     partials: dict[str, str] = Field(
         default_factory=dict,

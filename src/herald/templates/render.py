@@ -100,17 +100,35 @@ class CompiledTemplate:
                             template=name, part=where, locale=locale or None
                         ) from None
             self._parts[locale] = compiled
+        self._merged: dict[tuple[Channel, tuple[str, ...]], dict[str, tuple[_Part, str]]] = {}
 
     @property
     def channels(self) -> list[Channel]:
         return list(self.body.variants)
 
-    def locale_for(self, channel: Channel, locale: str | None) -> str:
-        """The locale whose variant serves ``channel``: the most specific one that has it."""
-        for candidate in locale_chain(locale):
-            if channel in self._parts.get(candidate, {}):
-                return candidate
-        return _DEFAULT
+    def parts_for(self, channel: Channel, locale: str | None) -> dict[str, tuple[_Part, str]]:
+        """The parts that serve ``channel`` in ``locale``, each with the locale it is from.
+
+        A locale variant may give only some parts; the others come from the less specific
+        locale, then the default. An email whose locale has its own ``html`` but no ``text``
+        gets its text derived from that HTML, not another language's text.
+        """
+        chain = tuple(
+            c for c in reversed(locale_chain(locale)) if channel in self._parts.get(c, {})
+        )
+        key = (channel, chain)
+        merged = self._merged.get(key)
+        if merged is None:
+            merged = {}
+            for candidate in (_DEFAULT, *chain):
+                variant = self._parts[candidate].get(channel)
+                if variant is None:
+                    continue
+                if candidate and "html" in variant and "text" not in variant:
+                    merged.pop("text", None)
+                merged.update({part: (compiled, candidate) for part, compiled in variant.items()})
+            self._merged[key] = merged
+        return merged
 
     def render(
         self,
@@ -129,9 +147,8 @@ class CompiledTemplate:
         for channel in self.channels if channels is None else channels:
             if channel not in self.body.variants:
                 continue
-            chosen = self.locale_for(channel, locale)
             output: dict[str, Any] = {}
-            for part, compiled in self._parts[chosen][channel].items():
+            for part, (compiled, chosen) in self.parts_for(channel, locale).items():
                 where = f"{channel.value}.{part}"
                 try:
                     text = compiled.render(values, meter)
