@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import json
 
-from bench import e2e
+from bench import e2e, templates
 
 
 def main() -> None:
@@ -21,6 +21,8 @@ def main() -> None:
     email.add_argument("--in-flight", type=int, default=4)
     email.add_argument("--pool-size", type=int, default=8)
     email.add_argument("--concurrency", type=int, default=128)
+    rendering = sub.add_parser("templates", help="template renders/s and accept cost")
+    rendering.add_argument("--repeat", type=int, default=5)
     sub.add_parser("all", help="the email scenarios on both databases")
     args = parser.parse_args()
 
@@ -36,6 +38,9 @@ def main() -> None:
             concurrency=args.concurrency,
         )
         print(json.dumps(asyncio.run(e2e.run(opts))))
+        return
+    if args.scenario == "templates":
+        print(json.dumps(templates.run(args.repeat), indent=2))
         return
     for db in ("sqlite", "postgresql"):
         for mode, n in (("batch", 20000), ("single", 5000)):

@@ -35,7 +35,7 @@ ORDER_JINJA = """<h1>Order Confirmation</h1>
 
 <h2>Order Details</h2>
 <ul>
-  {% for item in order["items"] %}
+  {% for item in order.items %}
     <li>{{ item.name }} x {{ item.quantity }}</li>
   {% endfor %}
 </ul>
@@ -177,7 +177,8 @@ def test_handlebars_reads_only_json_values(source: str):
     ],
 )  # fmt: skip
 def test_loops_are_bounded(engine: str, source: str):
-    with pytest.raises(TemplateError, match="iterations"):
+    # Past 100,000 iterations, or 1 s on a very busy machine: whichever comes first.
+    with pytest.raises(TemplateError, match=r"iterations|took longer than"):
         render_one(engine, "sms", "body", source, {"xs": list(range(100))})
 
 

@@ -3,7 +3,8 @@
 Neither engine can be interrupted from outside mid-render, so the render interrupts itself:
 the data a template sees is a copy whose lists and objects count every item a loop takes
 (:func:`metered`), ``range`` counts the same way, and the wall clock is read every
-:data:`_CLOCK_EVERY` items and between output chunks. Past a limit, the render raises
+:data:`_CLOCK_EVERY` items and after each part. Output is counted as it is produced
+(Jinja2) or once a part is rendered (Handlebars). Past a limit, the render raises
 :class:`~herald.templates.model.TemplateError`.
 """
 
@@ -102,6 +103,13 @@ class MeteredDict(dict[str, Any]):
 
 def metered(value: Any) -> Any:
     """A copy of JSON-like data whose containers count loop iterations."""
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value  # the common leaves first: exact type checks are cheapest
+    if kind is dict:
+        return MeteredDict({k: metered(v) for k, v in value.items()})
+    if kind is list:
+        return MeteredList([metered(v) for v in value])
     if isinstance(value, Mapping):
         return MeteredDict({str(k): metered(v) for k, v in value.items()})
     if isinstance(value, list | tuple):

@@ -16,7 +16,7 @@ import jinja2
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from herald.templates.budget import Meter, current_meter, metered_range
+from herald.templates.budget import Meter, MeteredDict, current_meter, metered_range
 from herald.templates.model import TemplateError
 
 #: The widest ``center``/``indent`` and the longest string or list ``*`` may build.
@@ -28,6 +28,16 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     operators and filters that build large values."""
 
     intercepted_binops = frozenset({"*", "**"})
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """``order.items`` is the data's ``items`` key, not the dict method: keys first
+        (also the fast path: Jinja tries attributes first, and on a dict that fails)."""
+        if type(obj) is MeteredDict:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**":
@@ -95,30 +105,41 @@ class JinjaPart:
         chunks: list[str] = []
         size = 0
         token = current_meter.set(meter)
+        template = self._template
         try:
-            for chunk in self._template.generate(data):
+            # What Template.generate does, without its per-chunk wrapper, checking the
+            # size as chunks come (loops read the clock as they tick).
+            for chunk in template.root_render_func(template.new_context(dict(data))):
                 size += len(chunk)
                 if size > limit:
                     raise TemplateError(f"the output is longer than {limit:,} characters")
                 chunks.append(chunk)
-                meter.check_clock()
         except TemplateError:
             raise
-        except jinja2.TemplateSyntaxError as exc:  # in an included partial
-            raise TemplateError(exc.message or "syntax error", line=exc.lineno) from None
-        except SecurityError as exc:
-            raise TemplateError(f"not allowed: {exc}", line=_template_line()) from None
-        except jinja2.UndefinedError as exc:
-            raise TemplateError(
-                exc.message or "undefined", line=_template_line(), kind="data"
-            ) from None
-        except RecursionError:
-            raise TemplateError("recursion too deep") from None
-        except Exception as exc:  # a filter on the wrong type, a division by zero…
-            raise TemplateError(f"{type(exc).__name__}: {exc}", line=_template_line()) from None
+        except Exception:
+            try:  # Jinja's own rewrite: template frames get the template's line numbers
+                template.environment.handle_exception()
+            except Exception as exc:
+                raise _template_error(exc) from None
         finally:
             current_meter.reset(token)
+        meter.check_clock()
         return "".join(chunks)
+
+
+def _template_error(exc: Exception) -> TemplateError:
+    if isinstance(exc, TemplateError):
+        return exc
+    if isinstance(exc, jinja2.TemplateSyntaxError):  # in an included partial
+        return TemplateError(exc.message or "syntax error", line=exc.lineno)
+    if isinstance(exc, SecurityError):
+        return TemplateError(f"not allowed: {exc}", line=_template_line())
+    if isinstance(exc, jinja2.UndefinedError):
+        return TemplateError(exc.message or "undefined", line=_template_line(), kind="data")
+    if isinstance(exc, RecursionError):
+        return TemplateError("recursion too deep")
+    # A filter given the wrong type, a division by zero…
+    return TemplateError(f"{type(exc).__name__}: {exc}", line=_template_line())
 
 
 def _template_line() -> int | None:
