@@ -4,11 +4,15 @@ rendering at accept time, errors as 422s, preview, caches across processes."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from herald import Herald
 from herald.domain.channels import Channel
+from herald.templates import directory as directory_module
 from tests.integration.api import Api, assert_error, running_api
 
 ORDER = {
@@ -306,3 +310,41 @@ async def test_templates_folder_from_settings(sqlite_url: str, tmp_path: Path):
         assert stored.version == 1
         assert (await herald.render_template("ping", {"n": 5})) == {"sms": {"body": "db 5"}}
         assert Channel.SMS in (await herald.get_template("ping")).body.variants
+
+
+async def test_a_webhook_delivers_its_rendered_payload(sqlite_url: str):
+    async with running_api(sqlite_url, webhook_allowed_networks="127.0.0.1/32") as api:
+        await put(
+            api,
+            "shipped",
+            {"variants": {"webhook": {"payload": '{"order": {{ order | tojson }}, "v": 1}'}}},
+        )
+        response = await api.client.post(
+            "/v1/notifications",
+            json={
+                "channel": "webhook",
+                "to": "https://hooks.example.org/in",
+                "template": "shipped",
+                "data": {"order": "A-1", "secret": "not sent"},
+            },
+        )
+        assert response.status_code == 202, response.text
+        found = await api.get(response.json()["id"])
+        assert found["content"]["data"] == {"order": "A-1", "v": 1}
+
+
+async def test_folder_edits_are_seen_when_reloading(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(directory_module, "_RESCAN_SECONDS", 0.0)
+    part = tmp_path / "note" / "sms.txt.jinja"
+    part.parent.mkdir()
+    part.write_text("first {{ n }}")
+    async with Herald(sqlite_url, templates_dir=tmp_path, templates_reload=True) as herald:
+        assert await herald.render_template("note", {"n": 1}) == {"sms": {"body": "first 1"}}
+        part.write_text("second, edited {{ n }}")
+        stat = part.stat()
+        os.utime(part, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+        assert await herald.render_template("note", {"n": 2}) == {
+            "sms": {"body": "second, edited 2"}
+        }

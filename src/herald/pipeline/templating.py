@@ -267,8 +267,8 @@ class TemplateRegistry:
 def _fields(request: NotificationRequest, rendered: Rendered) -> dict[str, Any]:
     """Request fields from the rendered parts: the notification's own channel first, then
     its fallbacks; a field the caller set wins. ``data`` was the template's variables: only
-    a webhook payload (or, without one, the variables themselves) goes on as ``data``."""
-    update: dict[str, Any] = {"data": request.data if request.channel is Channel.WEBHOOK else None}
+    a webhook's rendered payload goes on as ``data``."""
+    update: dict[str, Any] = {"data": None}
     for channel, parts in rendered.items():
         for part, value in parts.items():
             field = _FIELDS[(channel, part)]
