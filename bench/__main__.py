@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import json
 
-from bench import e2e, sms
+from bench import e2e, sms, templates
 
 
 def main() -> None:
@@ -28,6 +28,8 @@ def main() -> None:
     texts.add_argument("--rate", type=float, default=None, help="notifications/s to offer")
     texts.add_argument("--connections", type=int, default=64, help="HTTP connections to Twilio")
     texts.add_argument("--concurrency", type=int, default=128)
+    rendering = sub.add_parser("templates", help="template renders/s and accept cost")
+    rendering.add_argument("--repeat", type=int, default=5)
     sub.add_parser("all", help="the email scenarios on both databases")
     args = parser.parse_args()
 
@@ -54,6 +56,9 @@ def main() -> None:
             concurrency=args.concurrency,
         )
         print(json.dumps(asyncio.run(sms.run(opts))))
+        return
+    if args.scenario == "templates":
+        print(json.dumps(templates.run(args.repeat), indent=2))
         return
     for db in ("sqlite", "postgresql"):
         for mode, n in (("batch", 20000), ("single", 5000)):

@@ -72,6 +72,14 @@ class Settings(BaseSettings):
     # Global rate limits across processes; in-process limits without it.
     redis_url: str | None = Field(default=None, repr=False)
 
+    # Templates: a folder of file templates (default: ./templates when it exists), rescanned
+    # on change when reload is on (development); how long another process's template
+    # update may take to be seen here; and whether caller-supplied HTML is sanitized.
+    templates_dir: Path | None = None
+    templates_reload: bool = False
+    templates_cache_seconds: float = Field(default=5.0, ge=0)
+    sanitize_html: bool = False
+
     sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "FULL"
 
     log_level: str = "info"
@@ -115,6 +123,14 @@ class Settings(BaseSettings):
     def _networks(cls, value: str | None) -> str | None:
         parse_networks(value)  # raises ValueError naming the bad CIDR
         return value
+
+    @property
+    def templates_path(self) -> Path | None:
+        """The templates folder to load, if any."""
+        if self.templates_dir is not None:
+            return self.templates_dir
+        default = Path("templates")
+        return default if default.is_dir() else None
 
     @property
     def api_key_list(self) -> list[str]:

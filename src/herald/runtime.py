@@ -24,7 +24,7 @@ from herald import logs, metrics
 from herald.config import Settings
 from herald.domain.channels import Channel
 from herald.domain.delivery_reports import DeliveryReport
-from herald.domain.errors import ConfigurationError, NotFound
+from herald.domain.errors import ConfigurationError, InvalidRequest, NotFound
 from herald.domain.message import Address
 from herald.domain.network import parse_networks
 from herald.pipeline.accept import AcceptPolicy, Pipeline
@@ -32,6 +32,7 @@ from herald.pipeline.email import EmailLimits
 from herald.pipeline.errors import invalid_request
 from herald.pipeline.prepared import ChannelLimits
 from herald.pipeline.requests import NotificationRequest
+from herald.pipeline.templating import BUILTIN_DIR, RenderedFrom, TemplateRegistry
 from herald.pipeline.views import AcceptedItem, NotificationView, notification_view
 from herald.providers.base import Provider
 from herald.providers.registry import build_providers
@@ -43,7 +44,10 @@ from herald.store.delivery_reports import DeliveryReportStore
 from herald.store.notifications import NotificationStore
 from herald.store.queue import QueueStore
 from herald.store.records import NewNotification
+from herald.store.templates import TemplateStore
 from herald.store.wakeup import PostgresListener, Wakeup
+from herald.templates.directory import TemplateDirectory
+from herald.templates.model import StoredTemplate, TemplateBody, TemplateError
 from herald.worker.dispatch import Dispatcher
 from herald.worker.runner import Worker, WorkerSettings
 
@@ -89,6 +93,7 @@ class Herald:
             )
             if self._given_providers is not None:
                 configured.update({c: list(p) for c, p in self._given_providers.items()})
+            directories = _template_directories(s)
         except BaseException:
             await self.db.dispose()
             raise
@@ -99,6 +104,12 @@ class Herald:
         self.captured = CapturedStore(self.db)
         self.delivery_reports = DeliveryReportStore(self.db)
         self.api_keys = ApiKeyStore(self.db)
+        self.templates = TemplateRegistry(
+            TemplateStore(self.db),
+            directories,
+            cache_seconds=s.templates_cache_seconds,
+            sanitize_html=s.sanitize_html,
+        )
         self.pipeline = Pipeline(
             self.notifications,
             AcceptPolicy(
@@ -163,8 +174,10 @@ class Herald:
         Raises :class:`~herald.domain.errors.InvalidRequest` (field-level reasons) or
         :class:`~herald.domain.errors.Conflict` (idempotency key reused with another body).
         """
-        parsed = _request(request, fields)
-        row = self.pipeline.prepare(parsed, now=time.time(), idempotency_key=idempotency_key)
+        parsed, origin = await self.templates.apply(_request(request, fields))
+        row = self.pipeline.prepare(
+            parsed, now=time.time(), idempotency_key=idempotency_key, rendered_from=origin
+        )
         (accepted,) = await self.pipeline.commit([row], actor=actor)
         if accepted.replayed:
             return await self.get(accepted.id, replayed=True, timeline=False)
@@ -197,8 +210,23 @@ class Herald:
         actor: str = "library",
     ) -> list[AcceptedItem]:
         """Accept up to 1,000 notifications in one transaction: all of them or none."""
-        parsed = [_request(r, {}) for r in requests]
-        rows = self.pipeline.prepare_batch(parsed, now=time.time(), idempotency_key=idempotency_key)
+        parsed: list[NotificationRequest] = []
+        origins: list[RenderedFrom | None] = []
+        errors: dict[str, str] = {}
+        for index, item in enumerate(requests):
+            try:
+                request, origin = await self.templates.apply(_request(item, {}))
+            except InvalidRequest as exc:
+                for path, reason in exc.fields.items():
+                    errors[f"notifications[{index}].{path}"] = reason
+                continue
+            parsed.append(request)
+            origins.append(origin)
+        if errors:
+            raise InvalidRequest("some notifications in the batch are not valid", errors)
+        rows = self.pipeline.prepare_batch(
+            parsed, now=time.time(), idempotency_key=idempotency_key, rendered_from=origins
+        )
         accepted = await self.pipeline.commit(rows, actor=actor)
         replayed = [a.id for a in accepted if a.replayed]
         current = await self.notifications.statuses(replayed) if replayed else {}
@@ -211,6 +239,34 @@ class Herald:
             )
             for row, result in zip(rows, accepted, strict=True)
         ]
+
+    # -- templates -------------------------------------------------------------------------
+
+    async def put_template(
+        self, name: str, body: TemplateBody | Mapping[str, Any]
+    ) -> StoredTemplate:
+        """Store a new version of a template; raises InvalidRequest if it does not compile."""
+        if not isinstance(body, TemplateBody):
+            try:
+                body = TemplateBody.model_validate(body)
+            except ValidationError as exc:
+                raise invalid_request(exc.errors()) from None
+        return await self.templates.put(name, body)
+
+    async def get_template(self, name: str, *, version: int | None = None) -> StoredTemplate:
+        return await self.templates.get(name, version)
+
+    async def delete_template(self, name: str) -> None:
+        await self.templates.delete(name)
+
+    async def list_templates(self) -> list[StoredTemplate]:
+        return await self.templates.list()
+
+    async def render_template(
+        self, name: str, data: Mapping[str, Any] | None = None, *, locale: str | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Every variant rendered with ``data``, without sending anything."""
+        return await self.templates.preview(name, data or {}, locale)
 
     # -- inspecting and changing -----------------------------------------------------------
 
@@ -294,6 +350,18 @@ class Herald:
         finally:
             stop.set()
             await task
+
+
+def _template_directories(settings: Settings) -> list[TemplateDirectory]:
+    """The templates folder (if any), then the built-in templates it may override."""
+    try:
+        directories = [TemplateDirectory(BUILTIN_DIR, source="builtin")]
+        path = settings.templates_path
+        if path is not None:
+            directories.insert(0, TemplateDirectory(path, reload=settings.templates_reload))
+    except TemplateError as exc:
+        raise ConfigurationError(f"templates: {exc}") from None
+    return directories
 
 
 def _sender_domain(providers: Mapping[Channel, Sequence[Provider]]) -> str:

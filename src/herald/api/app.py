@@ -10,7 +10,15 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
 from herald import __version__
-from herald.api import captured, dead_letters, errors, health, inbound, notifications
+from herald.api import (
+    captured,
+    dead_letters,
+    errors,
+    health,
+    inbound,
+    notifications,
+    templates,
+)
 from herald.api.auth import KeyCheck
 from herald.api.deps import authenticated
 from herald.api.limits import BodyLimit
@@ -53,6 +61,7 @@ def create_app(
     app.include_router(notifications.router, dependencies=secured)
     app.include_router(dead_letters.router, dependencies=secured)
     app.include_router(captured.router, dependencies=secured)
+    app.include_router(templates.router, dependencies=secured)
     app.include_router(health.router)
     app.include_router(inbound.router)  # providers sign their callbacks instead of a key
 

@@ -35,6 +35,7 @@ from herald.pipeline.requests import (
     NotificationRequest,
 )
 from herald.pipeline.sms import prepare_sms
+from herald.pipeline.templating import RenderedFrom
 from herald.pipeline.webhook import prepare_webhook
 from herald.store.notifications import KeyConflict, NotificationStore
 from herald.store.records import Accepted, NewNotification
@@ -77,9 +78,17 @@ class Pipeline:
         self._flusher: asyncio.Task[None] | None = None
 
     def prepare(
-        self, request: NotificationRequest, *, now: float, idempotency_key: str | None = None
+        self,
+        request: NotificationRequest,
+        *,
+        now: float,
+        idempotency_key: str | None = None,
+        rendered_from: RenderedFrom | None = None,
     ) -> NewNotification:
-        """Validate one request and build its row; raises InvalidRequest with field errors."""
+        """Validate one request and build its row; raises InvalidRequest with field errors.
+
+        ``rendered_from``: the template ``request``'s content was rendered from.
+        """
         key = request.idempotency_key or idempotency_key
         if key is not None and (problem := key_problem(key)):
             raise InvalidRequest("the idempotency key is not valid", {"idempotency_key": problem})
@@ -122,7 +131,9 @@ class Pipeline:
             "payload": orjson.dumps(prepared.payload).decode(),
             "metadata": metadata,
             "idempotency_key": key,
-            "request_hash": request_hash(request) if key else None,
+            "request_hash": (
+                request_hash(rendered_from.original if rendered_from else request) if key else None
+            ),
             "max_attempts": self._policy.max_attempts,
             "send_at": max(send_at, now),
             "due_at": max(send_at, now),
@@ -130,6 +141,8 @@ class Pipeline:
             "created_at": now,
             "fallback": orjson.dumps(fallback).decode() if fallback else None,
             "fallback_of": None,
+            "template": rendered_from.template if rendered_from else None,
+            "template_version": rendered_from.version if rendered_from else None,
         }
 
     def _content(
@@ -176,7 +189,12 @@ class Pipeline:
         return errors or prepared
 
     def prepare_batch(
-        self, requests: Sequence[NotificationRequest], *, now: float, idempotency_key: str | None
+        self,
+        requests: Sequence[NotificationRequest],
+        *,
+        now: float,
+        idempotency_key: str | None,
+        rendered_from: Sequence[RenderedFrom | None] | None = None,
     ) -> list[NewNotification]:
         """Prepare every item; all errors are reported at once, prefixed by the item's index."""
         if idempotency_key is not None:
@@ -194,7 +212,10 @@ class Pipeline:
             # A batch-wide key gives each item its own derived key.
             item_key = f"{idempotency_key}:{index}" if idempotency_key else None
             try:
-                rows.append(self.prepare(request, now=now, idempotency_key=item_key))
+                origin = rendered_from[index] if rendered_from else None
+                rows.append(
+                    self.prepare(request, now=now, idempotency_key=item_key, rendered_from=origin)
+                )
             except InvalidRequest as exc:
                 for path, reason in exc.fields.items():
                     errors[f"notifications[{index}].{path}"] = reason

@@ -137,9 +137,22 @@ class NotificationRequest(BaseModel):
         max_length=64,
         description="Push: a newer notification with the same key replaces an older one.",
     )
+    template: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,99}$",
+        description="Render the content from this template (see `/v1/templates`) with `data`.",
+    )
+    locale: str | None = Field(
+        default=None,
+        max_length=35,
+        pattern=r"^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})*$",
+        description="With a template: the locale variant to use (`fr-CA` falls back to `fr`, "
+        "then to the default).",
+    )
     data: dict[str, Any] | None = Field(
         default=None,
-        description="Push: custom data for the app; webhook: the JSON object to deliver.",
+        description="With a template: its variables. Otherwise push: custom data for the app; "
+        "webhook: the JSON object to deliver.",
     )
     fallback: list[Channel] | None = Field(
         default=None,

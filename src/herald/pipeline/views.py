@@ -84,6 +84,10 @@ class NotificationView(BaseModel):
     fallback: list[str] = Field(
         default=[], description="Fallback channels still to try if this one fails."
     )
+    template: str | None = Field(default=None, description="The template it was rendered from.")
+    template_version: int | None = Field(
+        default=None, description="That template's version (0: a folder or built-in template)."
+    )
     content: EmailContent | dict[str, Any] | None = Field(
         default=None,
         description="Only on `GET /v1/notifications/{id}`: the email, or the SMS, push, "
@@ -143,6 +147,8 @@ def notification_view(
         sent_at=as_datetime(row["sent_at"]) if row.get("sent_at") is not None else None,
         fallback_of=row.get("fallback_of"),
         fallback=[f["channel"] for f in orjson.loads(fallback)] if fallback else [],
+        template=row.get("template"),
+        template_version=row.get("template_version"),
         content=(_content(payload) if email else payload) if with_content else None,
         events=[_event(e) for e in events] if events is not None else None,
     )

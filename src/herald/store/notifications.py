@@ -36,6 +36,8 @@ _INSERT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("created_at", j.REAL),
     ("fallback", j.TEXT),
     ("fallback_of", j.TEXT),
+    ("template", j.TEXT),
+    ("template_version", j.INTEGER),
 )
 _NAMES = ", ".join(name for name, _ in _INSERT_COLUMNS)
 
@@ -65,8 +67,20 @@ _SQLITE_INSERT = (
     f"INSERT INTO notifications ({_NAMES}, attempts, possible_duplicates, updated_at) "
     f"VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)}, 0, 0, ?)"
 )
-# Every column, then created_at again for updated_at.
-_sqlite_values = itemgetter(*(name for name, _ in _INSERT_COLUMNS), "created_at")
+_OPTIONAL = {"template", "template_version"}  # NotRequired in NewNotification
+_required_values = itemgetter(*(name for name, _ in _INSERT_COLUMNS if name not in _OPTIONAL))
+
+
+def _sqlite_values(row: NewNotification) -> tuple[object, ...]:
+    """Every column, then created_at again for updated_at (the optional ones last)."""
+    return (
+        *_required_values(row),
+        row.get("template"),
+        row.get("template_version"),
+        row["created_at"],
+    )
+
+
 _SQLITE_INSERT_EVENT = (
     "INSERT INTO notification_events (notification_id, at, status, actor, detail) "
     "VALUES (?, ?, ?, ?, ?)"

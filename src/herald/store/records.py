@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, TypedDict
+from typing import NamedTuple, NotRequired, TypedDict
 
 
 class NewNotification(TypedDict):
@@ -28,6 +28,9 @@ class NewNotification(TypedDict):
     fallback: str | None
     #: The notification this one is the fallback of.
     fallback_of: str | None
+    #: The template the content was rendered from, and its version (0: a file template).
+    template: NotRequired[str | None]
+    template_version: NotRequired[int | None]
 
 
 class Claimed(NamedTuple):

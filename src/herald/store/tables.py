@@ -52,6 +52,9 @@ notifications = sa.Table(
     # Prepared fallbacks (JSON) sent if this one fails; and the one this is a fallback of.
     sa.Column("fallback", sa.Text),
     sa.Column("fallback_of", sa.String(36)),
+    # The template (and its version) the content was rendered from.
+    sa.Column("template", sa.String(100)),
+    sa.Column("template_version", sa.Integer),
     # The claim query walks this partial index: queued rows (all due) in priority order.
     sa.Index(
         "ix_notifications_ready",
@@ -134,4 +137,19 @@ api_keys = sa.Table(
     sa.Column("key_hash", sa.String(64), nullable=False, unique=True),  # SHA-256 hex
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("revoked_at", sa.Float),
+)
+
+templates = sa.Table(
+    "templates",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    # Every PUT adds a version; versions are never reused, so a notification's
+    # (template, template_version) always names what rendered it.
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("engine", sa.String(16), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),  # JSON: variants, locales, partials
+    sa.Column("description", sa.Text),
+    sa.Column("created_at", sa.Float, nullable=False),
+    # Set on every version by DELETE; a later PUT starts a live version again.
+    sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
 )

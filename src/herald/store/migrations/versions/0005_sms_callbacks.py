@@ -1,7 +1,7 @@
 """Provider callbacks find their notification by provider message id.
 
 Revision ID: 0005_sms_callbacks
-Revises: 0002
+Revises: 0003_templates
 Create Date: 2026-11-22
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_sms_callbacks"
-down_revision = "0002"
+down_revision = "0003_templates"
 branch_labels = None
 depends_on = None
 

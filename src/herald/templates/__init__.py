@@ -1,0 +1,1 @@
+"""Templates: Jinja2 (sandboxed) and Handlebars engines, locale variants, render limits."""
