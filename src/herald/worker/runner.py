@@ -72,6 +72,9 @@ class Worker:
         self._stop_upkeep = asyncio.Event()
         self._drained = asyncio.Event()
         self._idle = asyncio.Event()
+        #: Outcome batches written so far: a write that lands while a claim is in flight
+        #: may have scheduled a retry that the claim could not see yet.
+        self._writes = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -150,6 +153,7 @@ class Worker:
             if self._stopping:
                 return
             limit = min(free, self._settings.batch_size)
+            writes_before = self._writes
             try:
                 # Scheduled and retrying rows join the queue when due: checked whenever the
                 # queue runs dry, and at least every poll interval so they never starve
@@ -176,9 +180,10 @@ class Worker:
             if rows or promoted:
                 self._idle.clear()
                 continue
-            # Idle only if nothing is held either: outcomes being written may schedule a
-            # retry that is due at once, and the writer wakes us when they are written.
-            if not self._held and not self._pending:
+            # Idle only if nothing is held or waiting to be written, and no outcome landed
+            # while this claim ran: any of them may schedule a retry that is due at once
+            # (the writer wakes us once it is written).
+            if not self._held and not self._pending and self._writes == writes_before:
                 self._idle.set()
             await self._wakeup.wait(self._settings.poll_interval)
 
@@ -273,6 +278,7 @@ class Worker:
                     status=verdict.outcome["status"],
                     reason="lease expired and the notification was claimed again",
                 )
+        self._writes += 1
         self._space.set()
 
     # -- upkeep ----------------------------------------------------------------------------
