@@ -17,6 +17,7 @@ from herald.domain.message import Address, Attachment, Delivery, Email
 from herald.providers.base import ProviderURL
 from herald.providers.resend import ResendProvider
 from tests.integration.http_fakes import FakeResend, FakeSendGrid, resend_error_body
+from tests.integration.settle import drain_until_settled
 from tests.integration.test_sendgrid_provider import errors, sendgrid_url
 
 PNG = base64.b64encode(b"\x89PNG fake").decode()
@@ -205,9 +206,8 @@ async def test_herald_retries_with_the_same_idempotency_key(database_url: str, r
     ) as herald:
         view = await herald.send_email(to="a@example.org", subject="Receipt", text="Thanks")
         resend.fail(500, failure(500, "internal_server_error", "Unexpected error"))
-        await herald.drain()
 
-        stored = await herald.get(view.id)
+        stored = await drain_until_settled(herald, view.id)
         assert stored.status == "sent"
         assert (stored.provider, stored.provider_message_id) == ("resend", "re-0001")
         assert stored.attempts == 2

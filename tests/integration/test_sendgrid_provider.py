@@ -17,6 +17,7 @@ from herald.domain.message import Address, Attachment, Delivery, Email, Sms
 from herald.providers.base import ProviderURL
 from herald.providers.sendgrid import SendGridProvider
 from tests.integration.http_fakes import FakeSendGrid
+from tests.integration.settle import drain_until_settled
 
 PNG = base64.b64encode(b"\x89PNG fake").decode()
 
@@ -256,9 +257,8 @@ async def test_herald_sends_through_sendgrid(database_url: str, sendgrid: FakeSe
             idempotency_key="order-42-shipped",
         )
         sendgrid.fail(503, errors("service unavailable"))
-        await herald.drain()
 
-        stored = await herald.get(view.id)
+        stored = await drain_until_settled(herald, view.id)
         assert stored.status == "sent"
         assert stored.provider == "sendgrid"
         assert stored.provider_message_id == "sg-0001"

@@ -130,7 +130,7 @@ def email_body(
             for a in content.attachments
         ]
     if delivery.category:
-        body["Tag"] = delivery.category[:1000]
+        body["Tag"] = delivery.category
     if stream:
         body["MessageStream"] = stream
     return body

@@ -18,8 +18,6 @@ from herald.providers.email_api import EmailApiSettings, json_body, mailbox, pos
 from herald.providers.http import HttpClient, HttpResponse, classify_status, retry_after
 
 DEFAULT_BASE_URL: Final = "https://api.resend.com"
-#: Resend's limit on an idempotency key.
-MAX_IDEMPOTENCY_KEY: Final = 256
 # Tag names and values: ASCII letters, digits, underscores and dashes, at most 256.
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 # Error names that say Herald's side (key, sender) is wrong, not the message's recipient.
@@ -70,7 +68,7 @@ class ResendProvider:
             emails_body(delivery, content, self.settings.sender),
             headers={
                 **self._auth,
-                "Idempotency-Key": delivery.idempotency_key[:MAX_IDEMPOTENCY_KEY],
+                "Idempotency-Key": delivery.idempotency_key,
             },
             what=self.name,
             idempotent=True,

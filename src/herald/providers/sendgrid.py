@@ -111,7 +111,7 @@ def mail_send_body(delivery: Delivery, content: Email, default_sender: Address) 
             for a in content.attachments
         ]
     if delivery.category:
-        body["categories"] = [delivery.category[:255]]
+        body["categories"] = [delivery.category]
     return body
 
 
