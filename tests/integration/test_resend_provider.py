@@ -267,3 +267,10 @@ async def test_sendgrid_failing_fails_over_to_resend(
         # The Message-ID stays the same whichever provider carries the message.
         sg_message_id = sendgrid.requests[0].json["headers"]["Message-ID"]
         assert sent["headers"]["Message-ID"] == sg_message_id
+
+
+async def test_a_messages_own_sender_wins_over_the_default(
+    provider: ResendProvider, resend: FakeResend
+):
+    await provider.send(delivery(sender=Address("Billing", "billing@example.org")))
+    assert resend.sent[0]["from"] == "Billing <billing@example.org>"
