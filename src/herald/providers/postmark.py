@@ -71,6 +71,7 @@ class PostmarkProvider:
             email_body(delivery, content, self.settings.sender, self.stream),
             headers=self._auth,
             what=self.name,
+            time_limit=self.settings.timeout,
             idempotent=False,
         )
         error = classify_postmark(response, what=self.name)

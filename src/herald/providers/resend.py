@@ -71,6 +71,7 @@ class ResendProvider:
                 "Idempotency-Key": delivery.idempotency_key,
             },
             what=self.name,
+            time_limit=self.settings.timeout,
             idempotent=True,
         )
         error = classify_resend(response, what=self.name)

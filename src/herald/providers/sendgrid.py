@@ -55,6 +55,7 @@ class SendGridProvider:
             mail_send_body(delivery, content, self.settings.sender),
             headers=self._auth,
             what=self.name,
+            time_limit=self.settings.timeout,
             idempotent=False,
         )
         error = classify_sendgrid(response, what=self.name)
