@@ -1,7 +1,8 @@
 """What the HTTP email API providers (SendGrid, Resend, Postmark) share: their URL settings
 and one POST that tells a request that never left from one whose outcome is unknown.
 
-Their URLs all read ``scheme://API_KEY@?from=…&base_url=…&timeout=…&name=…``.
+Their URLs all read
+``scheme://API_KEY@?from=…&base_url=…&timeout=…&max_connections=…&name=…``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from herald.providers.http import HttpClient, HttpResponse
 log = structlog.get_logger(__name__)
 
 #: Options every HTTP email API URL accepts (``name`` is read by the registry).
-COMMON_OPTIONS = frozenset({"from", "base_url", "timeout", "name"})
+COMMON_OPTIONS = frozenset({"from", "base_url", "timeout", "max_connections", "name"})
 #: Seconds allowed to open a connection (within the request's own timeout).
 CONNECT_TIMEOUT: Final = 10.0
 # Transport errors that mean the request never left (aiohttp ≥ 3.10 tells a connect timeout
