@@ -16,6 +16,7 @@ from herald.providers.apprise_chat import AppriseProvider
 from herald.providers.base import ProviderURL
 from herald.providers.registry import build_providers
 from tests.integration.http_fakes import FakeChat
+from tests.integration.settle import drain_until_settled
 
 
 def json_url(server: FakeChat, path: str = "hook", **options: str) -> str:
@@ -182,9 +183,8 @@ async def test_herald_posts_chat_messages_and_retries_a_busy_service(
     ) as herald:
         chat_server.fail(429, {"error": "slow down"})
         view = await herald.send(channel="chat", title="Deploy", body="v2 is live")
-        await herald.drain()
 
-        stored = await herald.get(view.id)
+        stored = await drain_until_settled(herald, view.id)
         assert (stored.status, stored.provider, stored.attempts) == ("sent", "team", 2)
         retrying = [e for e in stored.events or [] if e.status == "retrying"]
         assert "error=429" in (retrying[0].detail or "")

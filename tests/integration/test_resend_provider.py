@@ -17,6 +17,7 @@ from herald.domain.message import Address, Attachment, Delivery, Email
 from herald.providers.base import ProviderURL
 from herald.providers.resend import ResendProvider
 from tests.integration.http_fakes import FakeResend, FakeSendGrid, resend_error_body
+from tests.integration.settle import drain_until_settled
 from tests.integration.test_sendgrid_provider import errors, sendgrid_url
 
 PNG = base64.b64encode(b"\x89PNG fake").decode()
@@ -205,9 +206,8 @@ async def test_herald_retries_with_the_same_idempotency_key(database_url: str, r
     ) as herald:
         view = await herald.send_email(to="a@example.org", subject="Receipt", text="Thanks")
         resend.fail(500, failure(500, "internal_server_error", "Unexpected error"))
-        await herald.drain()
 
-        stored = await herald.get(view.id)
+        stored = await drain_until_settled(herald, view.id)
         assert stored.status == "sent"
         assert (stored.provider, stored.provider_message_id) == ("resend", "re-0001")
         assert stored.attempts == 2
@@ -267,3 +267,10 @@ async def test_sendgrid_failing_fails_over_to_resend(
         # The Message-ID stays the same whichever provider carries the message.
         sg_message_id = sendgrid.requests[0].json["headers"]["Message-ID"]
         assert sent["headers"]["Message-ID"] == sg_message_id
+
+
+async def test_a_messages_own_sender_wins_over_the_default(
+    provider: ResendProvider, resend: FakeResend
+):
+    await provider.send(delivery(sender=Address("Billing", "billing@example.org")))
+    assert resend.sent[0]["from"] == "Billing <billing@example.org>"

@@ -16,7 +16,8 @@ from herald.domain.errors import PermanentError, TransientError, UnknownOutcome
 from herald.domain.message import Address, Attachment, Delivery, Email, Sms
 from herald.providers.base import ProviderURL
 from herald.providers.sendgrid import SendGridProvider
-from tests.integration.http_fakes import FakeSendGrid
+from tests.integration.http_fakes import FakeSendGrid, unanswered_port
+from tests.integration.settle import drain_until_settled
 
 PNG = base64.b64encode(b"\x89PNG fake").decode()
 
@@ -228,6 +229,23 @@ async def test_a_refused_connection_is_transient_and_fails_over():
     assert not isinstance(caught.value, UnknownOutcome)
 
 
+async def test_a_connect_timeout_is_transient_and_fails_over():
+    with unanswered_port() as port:
+        provider = SendGridProvider.from_url(
+            ProviderURL.parse(
+                f"sendgrid://SG.k@?from=a@example.org&base_url=http://127.0.0.1:{port}&timeout=0.3"
+            ),
+            name="sendgrid",
+        )
+        try:
+            with pytest.raises(TransientError) as caught:
+                await provider.send(delivery())
+        finally:
+            await provider.aclose()
+    assert not isinstance(caught.value, UnknownOutcome)
+    assert "timed out" in caught.value.message
+
+
 async def test_other_channels_content_is_refused_without_a_request(
     provider: SendGridProvider, sendgrid: FakeSendGrid
 ):
@@ -256,9 +274,8 @@ async def test_herald_sends_through_sendgrid(database_url: str, sendgrid: FakeSe
             idempotency_key="order-42-shipped",
         )
         sendgrid.fail(503, errors("service unavailable"))
-        await herald.drain()
 
-        stored = await herald.get(view.id)
+        stored = await drain_until_settled(herald, view.id)
         assert stored.status == "sent"
         assert stored.provider == "sendgrid"
         assert stored.provider_message_id == "sg-0001"

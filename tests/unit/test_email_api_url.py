@@ -79,3 +79,9 @@ def test_an_email_api_cannot_serve_another_channel():
 )
 def test_mailboxes_quote_display_names_only_when_needed(address: Address, formatted: str):
     assert mailbox(address) == formatted
+
+
+@pytest.mark.parametrize("scheme", ["sendgrid", "resend", "postmark"])
+def test_the_connection_limit_is_checked_at_start_up(scheme: str):
+    with pytest.raises(ConfigurationError, match="max_connections must be positive"):
+        build_providers({Channel.EMAIL: f"{scheme}://K@?from=a@example.org&max_connections=0"})

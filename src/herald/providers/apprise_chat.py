@@ -2,7 +2,7 @@
 
 ``apprise+<apprise url>``: ``apprise+slack://T1/B2/C3`` hands ``slack://T1/B2/C3`` to
 Apprise (see ``docs/providers.md``). Apprise is synchronous (requests), so each send runs in
-a thread, at most ``concurrency`` at a time. Apprise answers success or failure; the reason
+one of the provider's ``concurrency`` threads. Apprise answers success or failure; the reason
 is in the log lines it records for the call, which are read for an HTTP status or a
 connection error to classify the failure.
 """
@@ -10,7 +10,9 @@ connection error to classify the failure.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
+from concurrent.futures import ThreadPoolExecutor
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -61,6 +63,9 @@ class AppriseProvider:
         #: The URL as Apprise shows it with its secrets masked, for logs.
         self.where = PREFIX + service.url(privacy=True)  # type: ignore[no-untyped-call]
         self._service = service.service_name or service.protocol or "apprise"
+        # Its own threads: the default pool is small (CPUs + 4) and shared. The semaphore
+        # keeps a cancelled send from waiting in the pool's queue and going out later.
+        self._threads = ThreadPoolExecutor(concurrency, thread_name_prefix=f"herald-{name}")
         self._slots = asyncio.Semaphore(concurrency)
 
     @classmethod
@@ -94,10 +99,11 @@ class AppriseProvider:
                 code="no_tag_match",
                 recipient_fault=False,
             )
+        notify = functools.partial(
+            self._apprise.notify, body=content.body, title=content.title or ""
+        )
         async with self._slots:
-            result = await asyncio.to_thread(
-                self._apprise.notify, body=content.body, title=content.title or ""
-            )
+            result = await asyncio.get_running_loop().run_in_executor(self._threads, notify)
         if result:
             return Receipt(detail=f"accepted by {self._service}")
         raise classify_apprise(
@@ -110,7 +116,8 @@ class AppriseProvider:
         """Nothing to probe: most chat services have no side-effect-free request."""
 
     async def aclose(self) -> None:
-        return None
+        """Let running sends finish in their threads; start no more."""
+        self._threads.shutdown(wait=False)
 
 
 def classify_apprise(logs: list[str], *, timed_out: bool, what: str) -> DeliveryError:

@@ -1,7 +1,8 @@
 """What the HTTP email API providers (SendGrid, Resend, Postmark) share: their URL settings
 and one POST that tells a request that never left from one whose outcome is unknown.
 
-Their URLs all read ``scheme://API_KEY@?from=…&base_url=…&timeout=…&name=…``.
+Their URLs all read
+``scheme://API_KEY@?from=…&base_url=…&timeout=…&max_connections=…&name=…``.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from email.utils import getaddresses
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -24,7 +25,12 @@ from herald.providers.http import HttpClient, HttpResponse
 log = structlog.get_logger(__name__)
 
 #: Options every HTTP email API URL accepts (``name`` is read by the registry).
-COMMON_OPTIONS = frozenset({"from", "base_url", "timeout", "name"})
+COMMON_OPTIONS = frozenset({"from", "base_url", "timeout", "max_connections", "name"})
+#: Seconds allowed to open a connection (within the request's own timeout).
+CONNECT_TIMEOUT: Final = 10.0
+# Transport errors that mean the request never left (aiohttp ≥ 3.10 tells a connect timeout
+# apart from a read timeout).
+_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 _MAILBOX = re.compile(r"^[^\s<>@,;\"]+@[^\s<>@,;\"]+$")
 # Display names with these need quoting in a "Name <addr>" string (RFC 5322 specials).
 _SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
@@ -119,8 +125,10 @@ async def post_json(
     headers: dict[str, str],
     what: str,
     idempotent: bool,
+    time_limit: float,
 ) -> HttpResponse:
-    """POST ``body`` as JSON.
+    """POST ``body`` as JSON within ``time_limit`` seconds, of which at most half (and at
+    most 10 s) to connect.
 
     A request that could not connect was never sent: plain TransientError (fail over). A
     timeout or a dropped connection after sending may have been accepted: unless the API
@@ -133,9 +141,13 @@ async def post_json(
             url,
             data=orjson.dumps(body),
             headers={"Content-Type": "application/json", "Accept": "application/json", **headers},
+            # A separate connect timeout tells "never connected" from "no answer".
+            timeout=aiohttp.ClientTimeout(
+                total=time_limit, sock_connect=min(time_limit / 2, CONNECT_TIMEOUT)
+            ),
         )
     except TransientError as error:
-        if idempotent or isinstance(error.__cause__, aiohttp.ClientConnectorError):
+        if idempotent or isinstance(error.__cause__, _NOT_SENT):
             raise
         raise UnknownOutcome(f"{what}: {error.message}; it may have been accepted") from error
 

@@ -21,7 +21,13 @@ from herald.providers.email_api import (
     mailbox,
     post_json,
 )
-from herald.providers.http import HttpClient, HttpResponse, classify_status, retry_after
+from herald.providers.http import (
+    HttpClient,
+    HttpResponse,
+    classify_status,
+    client_from_url,
+    retry_after,
+)
 
 DEFAULT_BASE_URL: Final = "https://api.postmarkapp.com"
 #: ``Metadata`` keys Herald sets (Postmark allows keys of at most 20 characters).
@@ -40,7 +46,12 @@ class PostmarkProvider:
     channel: Channel
 
     def __init__(
-        self, settings: EmailApiSettings, *, name: str = "postmark", stream: str | None = None
+        self,
+        settings: EmailApiSettings,
+        *,
+        name: str = "postmark",
+        stream: str | None = None,
+        http: HttpClient | None = None,
     ) -> None:
         self.name = name
         self.channel = Channel.EMAIL
@@ -48,7 +59,7 @@ class PostmarkProvider:
         self.stream = stream
         self._endpoint = f"{settings.base_url}/email"
         self._auth = {"X-Postmark-Server-Token": settings.api_key}
-        self._client = HttpClient(timeout=settings.timeout)
+        self._client = http or HttpClient(timeout=settings.timeout)
 
     @classmethod
     def from_url(cls, url: ProviderURL, *, name: str) -> PostmarkProvider:
@@ -56,7 +67,9 @@ class PostmarkProvider:
         settings = EmailApiSettings.from_url(
             url, default_base_url=DEFAULT_BASE_URL, options=COMMON_OPTIONS | {"stream"}
         )
-        return cls(settings, name=name, stream=url.option("stream") or None)
+        return cls(
+            settings, name=name, stream=url.option("stream") or None, http=client_from_url(url)
+        )
 
     @property
     def sender(self) -> Address:
@@ -71,6 +84,7 @@ class PostmarkProvider:
             email_body(delivery, content, self.settings.sender, self.stream),
             headers=self._auth,
             what=self.name,
+            time_limit=self.settings.timeout,
             idempotent=False,
         )
         error = classify_postmark(response, what=self.name)
@@ -130,7 +144,7 @@ def email_body(
             for a in content.attachments
         ]
     if delivery.category:
-        body["Tag"] = delivery.category[:1000]
+        body["Tag"] = delivery.category
     if stream:
         body["MessageStream"] = stream
     return body

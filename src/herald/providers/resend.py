@@ -15,11 +15,15 @@ from herald.domain.errors import DeliveryError, PermanentError, TransientError
 from herald.domain.message import Address, Delivery, Email, Receipt
 from herald.providers.base import ProviderURL, content_of
 from herald.providers.email_api import EmailApiSettings, json_body, mailbox, post_json
-from herald.providers.http import HttpClient, HttpResponse, classify_status, retry_after
+from herald.providers.http import (
+    HttpClient,
+    HttpResponse,
+    classify_status,
+    client_from_url,
+    retry_after,
+)
 
 DEFAULT_BASE_URL: Final = "https://api.resend.com"
-#: Resend's limit on an idempotency key.
-MAX_IDEMPOTENCY_KEY: Final = 256
 # Tag names and values: ASCII letters, digits, underscores and dashes, at most 256.
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 # Error names that say Herald's side (key, sender) is wrong, not the message's recipient.
@@ -44,18 +48,21 @@ class ResendProvider:
     name: str
     channel: Channel
 
-    def __init__(self, settings: EmailApiSettings, *, name: str = "resend") -> None:
+    def __init__(
+        self, settings: EmailApiSettings, *, name: str = "resend", http: HttpClient | None = None
+    ) -> None:
         self.name = name
         self.channel = Channel.EMAIL
         self.settings = settings
         self._endpoint = f"{settings.base_url}/emails"
         self._auth = {"Authorization": f"Bearer {settings.api_key}"}
-        self._client = HttpClient(timeout=settings.timeout)
+        self._client = http or HttpClient(timeout=settings.timeout)
 
     @classmethod
     def from_url(cls, url: ProviderURL, *, name: str) -> ResendProvider:
         """Build from ``resend://API_KEY@?from=…``; raises ConfigurationError."""
-        return cls(EmailApiSettings.from_url(url, default_base_url=DEFAULT_BASE_URL), name=name)
+        settings = EmailApiSettings.from_url(url, default_base_url=DEFAULT_BASE_URL)
+        return cls(settings, name=name, http=client_from_url(url))
 
     @property
     def sender(self) -> Address:
@@ -70,9 +77,10 @@ class ResendProvider:
             emails_body(delivery, content, self.settings.sender),
             headers={
                 **self._auth,
-                "Idempotency-Key": delivery.idempotency_key[:MAX_IDEMPOTENCY_KEY],
+                "Idempotency-Key": delivery.idempotency_key,
             },
             what=self.name,
+            time_limit=self.settings.timeout,
             idempotent=True,
         )
         error = classify_resend(response, what=self.name)

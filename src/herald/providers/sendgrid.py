@@ -15,7 +15,13 @@ from herald.domain.errors import DeliveryError, PermanentError, TransientError
 from herald.domain.message import Address, Delivery, Email, Receipt
 from herald.providers.base import ProviderURL, content_of
 from herald.providers.email_api import EmailApiSettings, json_body, post_json, unique
-from herald.providers.http import HttpClient, HttpResponse, classify_status, retry_after
+from herald.providers.http import (
+    HttpClient,
+    HttpResponse,
+    classify_status,
+    client_from_url,
+    retry_after,
+)
 
 DEFAULT_BASE_URL: Final = "https://api.sendgrid.com"
 #: ``custom_args`` keys Herald sets on every message.
@@ -29,18 +35,21 @@ class SendGridProvider:
     name: str
     channel: Channel
 
-    def __init__(self, settings: EmailApiSettings, *, name: str = "sendgrid") -> None:
+    def __init__(
+        self, settings: EmailApiSettings, *, name: str = "sendgrid", http: HttpClient | None = None
+    ) -> None:
         self.name = name
         self.channel = Channel.EMAIL
         self.settings = settings
         self._endpoint = f"{settings.base_url}/v3/mail/send"
         self._auth = {"Authorization": f"Bearer {settings.api_key}"}
-        self._client = HttpClient(timeout=settings.timeout)
+        self._client = http or HttpClient(timeout=settings.timeout)
 
     @classmethod
     def from_url(cls, url: ProviderURL, *, name: str) -> SendGridProvider:
         """Build from ``sendgrid://API_KEY@?from=…``; raises ConfigurationError."""
-        return cls(EmailApiSettings.from_url(url, default_base_url=DEFAULT_BASE_URL), name=name)
+        settings = EmailApiSettings.from_url(url, default_base_url=DEFAULT_BASE_URL)
+        return cls(settings, name=name, http=client_from_url(url))
 
     @property
     def sender(self) -> Address:
@@ -55,6 +64,7 @@ class SendGridProvider:
             mail_send_body(delivery, content, self.settings.sender),
             headers=self._auth,
             what=self.name,
+            time_limit=self.settings.timeout,
             idempotent=False,
         )
         error = classify_sendgrid(response, what=self.name)
@@ -111,7 +121,7 @@ def mail_send_body(delivery: Delivery, content: Email, default_sender: Address) 
             for a in content.attachments
         ]
     if delivery.category:
-        body["categories"] = [delivery.category[:255]]
+        body["categories"] = [delivery.category]
     return body
 
 
