@@ -23,6 +23,9 @@ Factory = Callable[..., Provider]
 _BUILTIN: dict[str, tuple[str, str, frozenset[Channel]]] = {
     "smtp": ("herald.providers.smtp", "SmtpProvider", frozenset({Channel.EMAIL})),
     "capture": ("herald.providers.capture", "CaptureProvider", frozenset(Channel)),
+    "webpush": ("herald.providers.webpush", "WebPushProvider", frozenset({Channel.PUSH})),
+    "fcm": ("herald.providers.fcm", "FcmProvider", frozenset({Channel.PUSH})),
+    "apns": ("herald.providers.apns", "ApnsProvider", frozenset({Channel.PUSH})),
 }
 
 

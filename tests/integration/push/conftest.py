@@ -1,0 +1,65 @@
+"""Fixtures for the push providers: a test CA, and local stand-ins for the push services."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trustme
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests.integration.push.webpush_service import WebPushService, b64url
+
+
+@pytest.fixture(scope="session")
+def push_ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def push_ca_file(push_ca: trustme.CA, tmp_path: Path) -> Path:
+    path = tmp_path / "push-test-ca.pem"
+    push_ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+@pytest.fixture
+def server_tls(push_ca: trustme.CA) -> ssl.SSLContext:
+    """A server context with a certificate for 127.0.0.1 and localhost."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    push_ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+    return context
+
+
+@dataclass(frozen=True)
+class VapidKey:
+    private: str  # the raw 32-byte private key, base64url
+    public: str  # the uncompressed public point, base64url: the browser's applicationServerKey
+    pem: bytes
+
+
+@pytest.fixture
+def vapid_key() -> VapidKey:
+    key = ec.generate_private_key(ec.SECP256R1())
+    raw = key.private_numbers().private_value.to_bytes(32, "big")
+    public = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return VapidKey(b64url(raw), b64url(public), pem)
+
+
+@pytest.fixture
+async def webpush_service(server_tls: ssl.SSLContext) -> AsyncIterator[WebPushService]:
+    service = WebPushService(server_tls)
+    await service.start()
+    yield service
+    await service.stop()
