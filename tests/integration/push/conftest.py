@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -10,8 +11,9 @@ from pathlib import Path
 import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from tests.integration.push.fcm_service import FcmService
 from tests.integration.push.webpush_service import WebPushService, b64url
 
 
@@ -63,3 +65,47 @@ async def webpush_service(server_tls: ssl.SSLContext) -> AsyncIterator[WebPushSe
     await service.start()
     yield service
     await service.stop()
+
+
+@pytest.fixture(scope="session")
+def service_account_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+async def fcm_service(service_account_key: rsa.RSAPrivateKey) -> AsyncIterator[FcmService]:
+    service = FcmService(
+        project_id="herald-test",
+        client_email="herald@herald-test.iam.gserviceaccount.com",
+        public_key=service_account_key.public_key(),
+    )
+    await service.start()
+    yield service
+    await service.stop()
+
+
+@pytest.fixture
+def fcm_credentials(
+    fcm_service: FcmService, service_account_key: rsa.RSAPrivateKey, tmp_path: Path
+) -> Path:
+    """A service-account key file, as the Firebase console downloads it."""
+    pem = service_account_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    path = tmp_path / "service-account.json"
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": fcm_service.project_id,
+                "private_key_id": "0123456789abcdef",
+                "private_key": pem.decode(),
+                "client_email": fcm_service.client_email,
+                "client_id": "1234567890",
+                "token_uri": fcm_service.token_url,
+            }
+        )
+    )
+    return path
