@@ -13,6 +13,7 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from tests.integration.push.apns_service import ApnsService
 from tests.integration.push.fcm_service import FcmService
 from tests.integration.push.webpush_service import WebPushService, b64url
 
@@ -109,3 +110,42 @@ def fcm_credentials(
         )
     )
     return path
+
+
+@pytest.fixture
+def apns_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+@pytest.fixture
+def apns_key_file(apns_key: ec.EllipticCurvePrivateKey, tmp_path: Path) -> Path:
+    """An ``AuthKey_<key id>.p8``, as Apple's developer site hands it out (PKCS#8 PEM)."""
+    path = tmp_path / "AuthKey_ABC123DEFG.p8"
+    path.write_bytes(
+        apns_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+@pytest.fixture
+async def apns_service(
+    apns_key: ec.EllipticCurvePrivateKey, push_ca: trustme.CA, tmp_path: Path
+) -> AsyncIterator[ApnsService]:
+    certificate = tmp_path / "apns-server.pem"
+    push_ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(
+        str(certificate)
+    )
+    service = ApnsService(
+        team_id="TEAM123456",
+        key_id="ABC123DEFG",
+        topic="com.example.app",
+        public_key=apns_key.public_key(),
+        certificate=certificate,
+    )
+    await service.start()
+    yield service
+    await service.stop()
