@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jwt
 import orjson
@@ -21,6 +22,8 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 Scope = dict[str, Any]
+#: A device token the tests send to.
+DEVICE = "a1b2c3d4" * 8
 _DEVICE = re.compile(r"/3/device/([0-9a-fA-F]{64})")
 
 
@@ -181,3 +184,16 @@ def _header_problem(headers: dict[str, str], topic: str) -> str | None:
         except ValueError:
             return "BadMessageId"
     return None
+
+
+def apns_url(service: ApnsService, key_file: Path, ca_file: Path, **options: str) -> str:
+    query = {
+        "team_id": service.team_id,
+        "key_id": service.key_id,
+        "key": str(key_file),
+        "topic": service.topic,
+        "base_url": service.base_url,
+        "ca_file": str(ca_file),
+        **options,
+    }
+    return f"apns://?{urlencode(query)}"

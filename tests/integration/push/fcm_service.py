@@ -8,12 +8,16 @@ import re
 import secrets
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+#: A registration token the tests send to.
+TOKEN = "fcm-token-0123456789abcdef:APA91bHPRgkF"
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 _STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
@@ -157,3 +161,8 @@ def _message_problem(message: dict[str, Any]) -> str | None:
     if unknown:
         return f"Invalid JSON payload received. Unknown name {sorted(unknown)[0]!r}"
     return None
+
+
+def fcm_url(service: FcmService, credentials: Path, **options: str) -> str:
+    query = {"credentials": str(credentials), "base_url": service.base_url, **options}
+    return f"fcm://?{urlencode(query)}"

@@ -19,9 +19,8 @@ from herald.domain.errors import ConfigurationError, PermanentError, TransientEr
 from herald.domain.message import Delivery, Push
 from herald.providers.apns import ApnsProvider, ProviderToken
 from herald.providers.base import ProviderURL
-from tests.integration.push.apns_service import ApnsService
+from tests.integration.push.apns_service import DEVICE, ApnsService, apns_url
 
-DEVICE = "a1b2c3d4" * 8
 MakeProvider = Callable[..., ApnsProvider]
 
 
@@ -32,19 +31,6 @@ def delivery(to: str = DEVICE, *, notification_id: str | None = None, **fields: 
         attempt=1,
         content=Push(to=to, **fields),
     )
-
-
-def apns_url(service: ApnsService, key_file: Path, ca_file: Path, **options: str) -> str:
-    query = {
-        "team_id": service.team_id,
-        "key_id": service.key_id,
-        "key": str(key_file),
-        "topic": service.topic,
-        "base_url": service.base_url,
-        "ca_file": str(ca_file),
-        **options,
-    }
-    return f"apns://?{urlencode(query)}"
 
 
 @pytest.fixture

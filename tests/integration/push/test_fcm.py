@@ -6,7 +6,6 @@ import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -18,20 +17,14 @@ from herald.domain.errors import ConfigurationError, PermanentError, TransientEr
 from herald.domain.message import Delivery, Push
 from herald.providers.base import ProviderURL
 from herald.providers.fcm import FcmProvider
-from tests.integration.push.fcm_service import FcmService
+from tests.integration.push.fcm_service import TOKEN, FcmService, fcm_url
 
-TOKEN = "fcm-token-0123456789abcdef:APA91bHPRgkF"
 MakeProvider = Callable[..., FcmProvider]
 
 
 def delivery(to: str = TOKEN, **fields: Any) -> Delivery:
     push = Push(to=to, **fields)
     return Delivery(notification_id="n-1", channel=Channel.PUSH, attempt=1, content=push)
-
-
-def fcm_url(service: FcmService, credentials: Path, **options: str) -> str:
-    query = {"credentials": str(credentials), "base_url": service.base_url, **options}
-    return f"fcm://?{urlencode(query)}"
 
 
 @pytest.fixture
