@@ -47,6 +47,9 @@ _OURS = frozenset(
     {"DeviceTokenNotForTopic", "TopicDisallowed", "BadTopic", "MissingTopic", "BadCertificate"}
 )
 
+#: Transport errors of a connection the server closed while a request was on its way.
+_CLOSED_UNDER_US = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
+
 
 class ProviderToken:
     """The ES256 JWT APNs wants (``iss`` = team id, ``kid`` = key id, ``iat``), reused
@@ -187,10 +190,14 @@ class ApnsProvider:
         self, device: str, body: bytes, headers: dict[str, str], token: str
     ) -> httpx.Response:
         url = f"{self._base_url}/3/device/{device}"
+        headers = {**headers, "authorization": f"bearer {token}"}
         try:
-            return await self._client.post(
-                url, content=body, headers={**headers, "authorization": f"bearer {token}"}
-            )
+            try:
+                return await self._client.post(url, content=body, headers=headers)
+            except _CLOSED_UNDER_US:
+                # APNs closes connections (GOAWAY when idle, on maintenance); a request
+                # sent before the client saw it fails: once more, on a new connection.
+                return await self._client.post(url, content=body, headers=headers)
         except httpx.ReadTimeout as exc:
             raise UnknownOutcome(f"APNs: no reply in time: {exc!r}") from exc
         except httpx.HTTPError as exc:

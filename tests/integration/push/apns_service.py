@@ -49,6 +49,8 @@ class ApnsService:
     tokens: list[str] = field(default_factory=list)
     failures: deque[tuple[int, str, dict[str, str]]] = field(default_factory=deque)
     unregistered: set[str] = field(default_factory=set)
+    #: Requests after which the server closes a connection (GOAWAY), as servers do.
+    max_requests_per_connection: int = 1000
     port: int = 0
     _expired: set[str] = field(default_factory=set)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
@@ -65,7 +67,9 @@ class ApnsService:
         self._expired.update(self.tokens)
 
     async def start(self) -> None:
+        self._stop = asyncio.Event()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as hypercorn's own binds
         sock.bind(("127.0.0.1", 0))
         sock.listen(100)  # connections wait in the backlog until hypercorn accepts them
         self.port = sock.getsockname()[1]
@@ -76,6 +80,7 @@ class ApnsService:
         config.accesslog = None
         config.errorlog = None
         config.graceful_timeout = 1
+        config.keep_alive_max_requests = self.max_requests_per_connection
         self._task = asyncio.create_task(
             serve(self._app, config, shutdown_trigger=self._stop.wait, mode="asgi")  # type: ignore[arg-type]
         )

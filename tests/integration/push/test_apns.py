@@ -287,3 +287,16 @@ async def test_end_to_end_through_herald(
         assert failed.last_error is not None
         assert "Unregistered" in failed.last_error
         assert failed.rejected_recipients[0].suppress
+
+
+async def test_a_connection_the_server_closes_is_replaced(
+    apns_service: ApnsService, make_provider: MakeProvider
+):
+    apns_service.max_requests_per_connection = 2
+    await apns_service.stop()
+    apns_service.port = 0
+    await apns_service.start()
+    provider = make_provider()
+    for n in range(5):
+        await provider.send(delivery(body=f"#{n}"))
+    assert len(apns_service.received) == 5
