@@ -17,6 +17,8 @@ from tests.integration.http_fakes import (
     serving,
 )
 from tests.integration.smtp_server import SmtpTestServer, TlsMode
+from tests.integration.twilio_server import TwilioServer
+from tests.integration.vonage_server import VonageServer
 
 # --- SMTP: a real aiosmtpd server (tests/integration/smtp_server.py) ---------------------
 
@@ -129,3 +131,22 @@ async def postmark() -> AsyncIterator[FakePostmark]:
 async def chat_server() -> AsyncIterator[FakeChat]:
     async with serving(FakeChat()) as api:
         yield api
+
+
+# --- SMS: local stand-ins for Twilio and Vonage (tests/integration/*_server.py) ---------------
+
+
+@pytest.fixture
+async def twilio_server() -> AsyncIterator[TwilioServer]:
+    server = TwilioServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def vonage_server() -> AsyncIterator[VonageServer]:
+    server = VonageServer()
+    await server.start()
+    yield server
+    await server.stop()
