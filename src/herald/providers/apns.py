@@ -124,13 +124,16 @@ class ApnsProvider:
         priority = url.integer("priority", 10)
         if priority not in {1, 5, 10}:
             raise ConfigurationError("apns:// priority must be 10, 5 or 1")
+        timeout = url.number("timeout", 30.0)
+        if timeout <= 0:
+            raise ConfigurationError("apns:// timeout must be positive")
         sandbox = url.flag("sandbox", False)
         base_url = url.option("base_url") or (SANDBOX_URL if sandbox else PRODUCTION_URL)
         client = httpx.AsyncClient(
             http1=False,
             http2=True,
             verify=tls_context(url),
-            timeout=url.number("timeout", 30.0),
+            timeout=timeout,
             headers={"User-Agent": USER_AGENT},
         )
         key_id, team_id, topic = (str(url.option(o)) for o in ("key_id", "team_id", "topic"))

@@ -18,7 +18,13 @@ from herald.domain.errors import ConfigurationError, DeliveryError, PermanentErr
 from herald.domain.message import Content, Delivery, Push, Receipt
 from herald.providers.base import ProviderURL
 from herald.providers.google_oauth import AccessTokens, ServiceAccount
-from herald.providers.http import HttpClient, HttpResponse, classify_status, retry_after
+from herald.providers.http import (
+    HttpClient,
+    HttpResponse,
+    classify_status,
+    client_from_url,
+    retry_after,
+)
 from herald.providers.push_routing import push_for, serves_platform
 
 FCM_URL = "https://fcm.googleapis.com"
@@ -58,7 +64,7 @@ class FcmProvider:
         project_id = url.option("project_id") or account.project_id
         if not project_id:
             raise ConfigurationError("fcm:// needs ?project_id= (the key file names none)")
-        http = HttpClient(timeout=url.number("timeout", 30.0))
+        http = client_from_url(url)
         token_url = url.option("token_url") or account.token_uri
         tokens = AccessTokens(account, scope=FCM_SCOPE, token_url=token_url, http=http)
         base_url = url.option("base_url") or FCM_URL

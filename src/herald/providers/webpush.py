@@ -83,6 +83,9 @@ class WebPushProvider:
             raise ConfigurationError("webpush:// ttl must not be negative")
         context = tls_context(url)
         timeout = url.number("timeout", 30.0)
+        limit = url.integer("max_connections", 100)
+        if timeout <= 0 or limit <= 0:
+            raise ConfigurationError("webpush:// timeout and max_connections must be positive")
         return cls(
             load_vapid_key(key),
             subject,
@@ -91,7 +94,7 @@ class WebPushProvider:
             urgency=urgency,
             http=HttpClient(
                 timeout=timeout,
-                connector_factory=lambda: aiohttp.TCPConnector(limit=100, ssl=context),
+                connector_factory=lambda: aiohttp.TCPConnector(limit=limit, ssl=context),
             ),
         )
 

@@ -65,6 +65,7 @@ class Dispatcher:
             attempt=row.attempts,
             content=content_from_payload(channel, orjson.loads(row.payload)),
             idempotency_key=row.idempotency_key or row.id,
+            category=row.category,
         )
         providers = _able(self._providers[channel], delivery)
         events: list[NewEvent] = []

@@ -85,6 +85,7 @@ def test_configuration_errors(apns_key_file: Path, tmp_path: Path):
         (f"team_id=T&key_id=K&topic=t&key={rsa_key}", "EC"),
         (f"{good}&priority=7", "priority"),
         (f"{good}&sandbox=maybe", "sandbox"),
+        (f"{good}&timeout=0", "timeout"),
     ]:
         with pytest.raises(ConfigurationError, match=complaint):
             ApnsProvider.from_url(ProviderURL.parse(f"apns://?{query}"), name="apns")

@@ -56,6 +56,7 @@ def test_configuration_errors(tmp_path: Path, fcm_credentials: Path):
         ("credentials=/nonexistent.json", "nonexistent"),
         (f"credentials={not_an_account}", "not a service account"),
         (f"credentials={no_project}", "project_id"),
+        (f"credentials={fcm_credentials}&timeout=-1", "timeout"),
     ]:
         with pytest.raises(ConfigurationError, match=complaint):
             FcmProvider.from_url(ProviderURL.parse(f"fcm://?{query}"), name="fcm")

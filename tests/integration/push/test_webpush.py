@@ -68,6 +68,8 @@ def test_bad_options_are_configuration_errors(vapid_key: VapidKey, push_ca_file:
         ({"urgency": "asap"}, "urgency"),
         ({"ttl": "-1"}, "ttl"),
         ({"ttl": "soon"}, "ttl"),
+        ({"timeout": "0"}, "timeout"),
+        ({"max_connections": "0"}, "max_connections"),
         ({"ca_file": "/nonexistent/ca.pem"}, "ca_file"),
     ]:
         url = provider_url(vapid_key.private, push_ca_file, **options)
