@@ -150,7 +150,10 @@ class WebPushProvider:
             return cached[1]
         expires = int(now) + _VAPID_LIFETIME
         claims = {"aud": audience, "sub": self._subject, "exp": expires}
-        header: str = self._vapid.sign(claims)["Authorization"]
+        try:
+            header: str = self._vapid.sign(claims)["Authorization"]
+        except VapidException as exc:  # an endpoint origin py-vapid will not sign for
+            raise PermanentError(f"cannot sign VAPID for {audience}: {exc}") from None
         self._signatures[audience] = (expires, header)
         return header
 
