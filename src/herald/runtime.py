@@ -291,8 +291,6 @@ class Herald:
         """Apply a provider's delivery report (a status callback); returns the notification's
         id. Raises NotFound when no notification has that provider message id."""
         found = await self.delivery_reports.apply(report, now=time.time())
-        state = report.state.value if found is not None else "unmatched"
-        metrics.DELIVERY_REPORTS.labels(report.provider, state).inc()
         if found is None:
             raise NotFound(
                 f"no notification sent by {report.provider} as {report.provider_message_id!r}"

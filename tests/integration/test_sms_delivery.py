@@ -9,7 +9,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from herald.domain.message import Email
 from tests.integration.api import Api, running_api
@@ -275,29 +274,3 @@ async def test_a_failed_callback_queues_the_channel_fallback(
         (sent,) = api.recorder.outbox
         assert isinstance(sent.content, Email)
         assert sent.content.to[0].addr == "alice@example.org"
-
-
-async def test_callbacks_are_counted_in_the_metrics(sqlite_url: str, twilio_server: TwilioServer):
-    async def reports() -> dict[str, float]:
-        text = (await api.client.get("/metrics")).text
-        return {
-            sample.labels["state"]: sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if sample.name == "herald_delivery_reports_total"
-            and sample.labels["provider"] == "twilio"
-        }
-
-    async with herald_with(sqlite_url, twilio_server.url()) as api:
-        await send_sms(api)
-        await api.herald.drain()
-        (message,) = twilio_server.messages
-        before = await reports()
-
-        await post_twilio_callback(api, *twilio_server.status_callback(message, "delivered"))
-        message.sid = "SM" + "0" * 32
-        await post_twilio_callback(api, *twilio_server.status_callback(message, "delivered"))
-
-        after = await reports()
-        moved = {s: n - before.get(s, 0.0) for s, n in after.items() if n != before.get(s, 0.0)}
-        assert moved == {"delivered": 1.0, "unmatched": 1.0}

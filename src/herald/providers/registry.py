@@ -32,6 +32,9 @@ _BUILTIN: dict[str, tuple[str, str, frozenset[Channel]]] = {
     "apprise": ("herald.providers.apprise_chat", "AppriseProvider", frozenset({Channel.CHAT})),
     "twilio": ("herald.providers.twilio", "TwilioProvider", frozenset({Channel.SMS})),
     "vonage": ("herald.providers.vonage", "VonageProvider", frozenset({Channel.SMS})),
+    "webpush": ("herald.providers.webpush", "WebPushProvider", frozenset({Channel.PUSH})),
+    "fcm": ("herald.providers.fcm", "FcmProvider", frozenset({Channel.PUSH})),
+    "apns": ("herald.providers.apns", "ApnsProvider", frozenset({Channel.PUSH})),
 }
 
 

@@ -9,7 +9,7 @@ fault (auth, policy), moves on to the next provider before any retry is schedule
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,13 @@ from herald import metrics
 from herald.domain.backoff import RetryPolicy
 from herald.domain.channels import Channel
 from herald.domain.errors import DeliveryError, PermanentError, TransientError, UnknownOutcome
-from herald.domain.message import Delivery, Receipt, RecipientRejection, content_from_payload
+from herald.domain.message import (
+    Content,
+    Delivery,
+    Receipt,
+    RecipientRejection,
+    content_from_payload,
+)
 from herald.domain.status import Status
 from herald.providers.base import Provider
 from herald.store.records import Claimed, NewCapture, NewEvent, Outcome
@@ -61,7 +67,7 @@ class Dispatcher:
             idempotency_key=row.idempotency_key or row.id,
             category=row.category,
         )
-        providers = self._providers[channel]
+        providers = _able(self._providers[channel], delivery)
         events: list[NewEvent] = []
         errors: list[tuple[Provider | _Herald, DeliveryError]] = []
         for index, provider in enumerate(providers):
@@ -256,6 +262,19 @@ def _event(
     nid: str, at: float, status: Status, provider: str | None, detail: str | None
 ) -> NewEvent:
     return {"nid": nid, "at": at, "status": status.value, "provider": provider, "detail": detail}
+
+
+def _able(providers: list[Provider], delivery: Delivery) -> list[Provider]:
+    """The providers that can carry this delivery. A provider with a ``serves(content)``
+    method may decline content it cannot carry (a push provider for another platform's
+    tokens), so failover, and the final verdict, involve only those that can. When none
+    can, all are tried and say why they cannot."""
+    able: list[Provider] = []
+    for provider in providers:
+        serves: Callable[[Content], bool] | None = getattr(provider, "serves", None)
+        if serves is None or serves(delivery.content):
+            able.append(provider)
+    return able or providers
 
 
 def _kind(error: DeliveryError) -> str:
