@@ -10,6 +10,7 @@ import trustme
 
 from tests.integration.api import Api, running_api
 from tests.integration.smtp_server import SmtpTestServer, TlsMode
+from tests.integration.webhook_receiver import WebhookReceiver
 
 # --- SMTP: a real aiosmtpd server (tests/integration/smtp_server.py) ---------------------
 
@@ -95,3 +96,17 @@ async def sqlite_api(sqlite_url: str) -> AsyncIterator[Api]:
     """The API on SQLite only, for tests where the database does not matter."""
     async with running_api(sqlite_url) as running:
         yield running
+
+
+# --- Webhooks: a real HTTP receiver verifying Standard Webhooks signatures ---------------
+
+WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    """A receiver on 127.0.0.1 (random port) that verifies with ``WEBHOOK_SECRET``."""
+    running = WebhookReceiver(WEBHOOK_SECRET)
+    await running.start()
+    yield running
+    await running.stop()

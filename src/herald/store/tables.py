@@ -127,3 +127,22 @@ api_keys = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("revoked_at", sa.Float),
 )
+
+# Webhook URLs that answered 410 Gone: later notifications to them fail without a request.
+webhook_gone = sa.Table(
+    "webhook_gone",
+    metadata,
+    sa.Column("url", sa.String(2048), primary_key=True),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("notification_id", sa.String(36), nullable=False),  # the one that got the 410
+    sa.Column("detail", sa.Text),
+)
+
+# Values Herald generates once and keeps (e.g. the default webhook signing secret).
+stored_settings = sa.Table(
+    "stored_settings",
+    metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
