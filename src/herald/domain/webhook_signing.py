@@ -37,7 +37,7 @@ def parse_secrets(value: str) -> tuple[bytes, ...]:
         try:
             key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
         except binascii.Error:
-            raise ValueError(f"{part[:10]}… is not whsec_ followed by base64") from None
+            raise ValueError("a webhook secret is whsec_ followed by base64") from None
         if not key:
             raise ValueError("a webhook secret may not be empty")
         keys.append(key)
