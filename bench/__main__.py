@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import json
 
-from bench import e2e
+from bench import e2e, webhook
 
 
 def main() -> None:
@@ -21,6 +21,15 @@ def main() -> None:
     email.add_argument("--in-flight", type=int, default=4)
     email.add_argument("--pool-size", type=int, default=8)
     email.add_argument("--concurrency", type=int, default=128)
+    hooks = sub.add_parser("webhook", help="HTTP accept -> signed webhook -> nginx, end to end")
+    hooks.add_argument("--db", choices=["sqlite", "postgresql"], default="postgresql")
+    hooks.add_argument("--mode", choices=["batch", "single"], default="batch")
+    hooks.add_argument("-n", type=int, default=30000)
+    hooks.add_argument("--rate", type=float, default=None, help="notifications/s to offer")
+    hooks.add_argument("--batch-size", type=int, default=1000)
+    hooks.add_argument("--in-flight", type=int, default=4)
+    hooks.add_argument("--concurrency", type=int, default=128)
+    hooks.add_argument("--max-connections", type=int, default=64)
     sub.add_parser("all", help="the email scenarios on both databases")
     args = parser.parse_args()
 
@@ -36,6 +45,19 @@ def main() -> None:
             concurrency=args.concurrency,
         )
         print(json.dumps(asyncio.run(e2e.run(opts))))
+        return
+    if args.scenario == "webhook":
+        hook_opts = webhook.Options(
+            db=args.db,
+            mode=args.mode,
+            n=args.n,
+            rate=args.rate,
+            batch_size=args.batch_size,
+            in_flight=args.in_flight,
+            concurrency=args.concurrency,
+            max_connections=args.max_connections,
+        )
+        print(json.dumps(asyncio.run(webhook.run(hook_opts))))
         return
     for db in ("sqlite", "postgresql"):
         for mode, n in (("batch", 20000), ("single", 5000)):

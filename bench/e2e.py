@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,15 +135,18 @@ def notification(i: int, body_bytes: int) -> dict[str, Any]:
     }
 
 
-async def load(opts: Options, url: str) -> tuple[float, float]:
-    """Send every notification; returns (first request start, last accept) as Unix times."""
+async def load(
+    opts: Options, url: str, make: Callable[[int, int], dict[str, Any]] = notification
+) -> tuple[float, float]:
+    """Send every notification (``make(i, body_bytes)``); returns (first request start, last
+    accept) as Unix times."""
     connector = aiohttp.TCPConnector(limit=256)
     async with aiohttp.ClientSession(connector=connector) as session:
         if opts.mode == "batch":
             bodies = [
                 {
                     "notifications": [
-                        notification(i, opts.body_bytes)
+                        make(i, opts.body_bytes)
                         for i in range(start, min(start + opts.batch_size, opts.n))
                     ]
                 }
@@ -152,7 +155,7 @@ async def load(opts: Options, url: str) -> tuple[float, float]:
             target = f"{url}/v1/notifications/batch"
             per_request, in_flight = opts.batch_size, opts.in_flight
         else:
-            bodies = [notification(i, opts.body_bytes) for i in range(opts.n)]
+            bodies = [make(i, opts.body_bytes) for i in range(opts.n)]
             target, per_request, in_flight = f"{url}/v1/notifications", 1, 64
         payloads = [json.dumps(b).encode() for b in bodies]
         queue: asyncio.Queue[bytes] = asyncio.Queue()
