@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import socket
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
@@ -16,6 +17,7 @@ from herald.domain.errors import ConfigurationError, Gone, PermanentError, Trans
 from herald.domain.message import Delivery, Webhook
 from herald.domain.webhook_signing import generate_secret
 from herald.providers.base import ProviderDefaults, ProviderURL
+from herald.providers.ssrf_guard import AddressRefused, GuardedResolver
 from herald.providers.webhook import WebhookProvider, envelope
 from tests.integration.conftest import WEBHOOK_SECRET
 from tests.integration.webhook_receiver import Reply, WebhookReceiver
@@ -229,3 +231,17 @@ def test_the_envelope_is_json_with_an_iso_timestamp():
         "timestamp": "1970-01-01T00:00:00Z",
         "data": {"a": [1]},
     }
+
+
+async def test_the_resolver_keeps_only_allowed_addresses():
+    """``localhost`` may also resolve to ``::1``: with only 127.0.0.0/8 allowed, the
+    connector is handed the IPv4 address alone."""
+    resolver = GuardedResolver(LOOPBACK)
+    try:
+        results = await resolver.resolve("localhost", 80, socket.AF_UNSPEC)
+    finally:
+        await resolver.close()
+    assert results
+    assert all(ipaddress.ip_address(r["host"]) in LOOPBACK[0] for r in results)
+    with pytest.raises(AddressRefused, match=r"localhost resolves to 127\.0\.0\.1"):
+        await GuardedResolver(()).resolve("localhost", 80, socket.AF_INET)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import secrets
 
@@ -50,6 +49,6 @@ def signature_header(keys: tuple[bytes, ...], msg_id: str, timestamp: int, body:
     """The ``webhook-signature`` value: one ``v1,`` signature per key, space-separated."""
     signed = b"%s.%d.%s" % (msg_id.encode(), timestamp, body)
     return " ".join(
-        "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+        "v1," + base64.b64encode(hmac.digest(key, signed, "sha256")).decode()
         for key in keys
     )
