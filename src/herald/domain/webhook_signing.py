@@ -49,6 +49,5 @@ def signature_header(keys: tuple[bytes, ...], msg_id: str, timestamp: int, body:
     """The ``webhook-signature`` value: one ``v1,`` signature per key, space-separated."""
     signed = b"%s.%d.%s" % (msg_id.encode(), timestamp, body)
     return " ".join(
-        "v1," + base64.b64encode(hmac.digest(key, signed, "sha256")).decode()
-        for key in keys
+        "v1," + base64.b64encode(hmac.digest(key, signed, "sha256")).decode() for key in keys
     )

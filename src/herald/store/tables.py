@@ -132,7 +132,9 @@ api_keys = sa.Table(
 webhook_gone = sa.Table(
     "webhook_gone",
     metadata,
-    sa.Column("url", sa.String(2048), primary_key=True),
+    # SHA-256 hex of the URL: a URL may be longer than an index entry can hold.
+    sa.Column("url_hash", sa.String(64), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
     sa.Column("at", sa.Float, nullable=False),
     sa.Column("notification_id", sa.String(36), nullable=False),  # the one that got the 410
     sa.Column("detail", sa.Text),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -21,9 +22,14 @@ def _insert_ignoring_duplicates(dialect: Dialect, table: sa.Table) -> Any:
     return insert(table).on_conflict_do_nothing()
 
 
+def url_hash(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
 def record_gone(conn: sa.Connection, dialect: Dialect, gone: Sequence[GoneUrl]) -> None:
     """Remember URLs that answered 410 (the first report of each is kept)."""
-    conn.execute(_insert_ignoring_duplicates(dialect, webhook_gone), list(gone))
+    rows = [{**g, "url_hash": url_hash(g["url"])} for g in gone]
+    conn.execute(_insert_ignoring_duplicates(dialect, webhook_gone), rows)
 
 
 class WebhookStore:
@@ -48,7 +54,7 @@ class WebhookStore:
         """Forget gone URLs (all of them when ``urls`` is None); returns how many."""
         statement = webhook_gone.delete()
         if urls is not None:
-            statement = statement.where(webhook_gone.c.url.in_(urls))
+            statement = statement.where(webhook_gone.c.url_hash.in_([url_hash(u) for u in urls]))
         return await self.db.run(lambda conn: int(conn.execute(statement).rowcount))
 
     async def secret(self, generate: Callable[[], str]) -> str:

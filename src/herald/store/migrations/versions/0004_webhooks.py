@@ -19,11 +19,12 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "webhook_gone",
-        sa.Column("url", sa.String(2048), nullable=False),
+        sa.Column("url_hash", sa.String(64), nullable=False),
+        sa.Column("url", sa.Text(), nullable=False),
         sa.Column("at", sa.Float(), nullable=False),
         sa.Column("notification_id", sa.String(36), nullable=False),
         sa.Column("detail", sa.Text(), nullable=True),
-        sa.PrimaryKeyConstraint("url", name="pk_webhook_gone"),
+        sa.PrimaryKeyConstraint("url_hash", name="pk_webhook_gone"),
     )
     op.create_table(
         "stored_settings",
