@@ -83,7 +83,11 @@ class ProviderURL:
         try:
             port = parts.port
         except ValueError as exc:
-            raise ConfigurationError(f"provider URL {redact(url)!r}: {exc}") from None
+            # ``apprise+tgram://123:TOKEN/…``: a URL handed on to another library (a ``+``
+            # scheme) is that library's to judge; its netloc need not hold a port.
+            if "+" not in parts.scheme:
+                raise ConfigurationError(f"provider URL {redact(url)!r}: {exc}") from None
+            port = None
         return cls(
             raw=url.strip(),
             scheme=parts.scheme.lower(),
@@ -137,11 +141,14 @@ class ProviderURL:
 
 
 def redact(url: str) -> str:
-    """The URL with its password (and any ``token``/``key`` query values) hidden."""
+    """The URL with its password (and any ``token``/``key`` query values) hidden; a user
+    name without a password is an API key (``sendgrid://KEY@``) and is hidden too."""
     parts = urlsplit(url)
     netloc = parts.netloc
     if parts.password:
         netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    elif parts.username:
+        netloc = "***@" + netloc.split("@", 1)[1]
     query = "&".join(
         f"{k}=***"
         if any(s in k.lower() for s in ("token", "key", "secret", "password"))

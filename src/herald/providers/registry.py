@@ -1,8 +1,11 @@
 """Building providers from settings: URLs per channel, built-in schemes and entry points.
 
+A scheme ``base+rest`` that is not registered itself goes to ``base`` (``apprise+slack://``
+is the ``apprise`` provider, which hands ``slack://…`` to Apprise).
 Third-party packages add schemes through the ``herald.providers`` entry-point group; the
-entry point names the scheme and points at a callable ``(url, *, name, channel) -> Provider``
-(it is also given ``defaults``, a :class:`ProviderDefaults`, if it takes that keyword).
+entry point names the scheme and points at a callable ``(url, *, name, channel) -> Provider``.
+Built-in factories may also take ``public_url`` (where provider callbacks reach Herald) and
+``defaults`` (a :class:`ProviderDefaults`: settings such as the default webhook secret).
 """
 
 from __future__ import annotations
@@ -24,14 +27,27 @@ Factory = Callable[..., Provider]
 _BUILTIN: dict[str, tuple[str, str, frozenset[Channel]]] = {
     "smtp": ("herald.providers.smtp", "SmtpProvider", frozenset({Channel.EMAIL})),
     "capture": ("herald.providers.capture", "CaptureProvider", frozenset(Channel)),
+    "sendgrid": ("herald.providers.sendgrid", "SendGridProvider", frozenset({Channel.EMAIL})),
+    "resend": ("herald.providers.resend", "ResendProvider", frozenset({Channel.EMAIL})),
+    "postmark": ("herald.providers.postmark", "PostmarkProvider", frozenset({Channel.EMAIL})),
+    "apprise": ("herald.providers.apprise_chat", "AppriseProvider", frozenset({Channel.CHAT})),
+    "twilio": ("herald.providers.twilio", "TwilioProvider", frozenset({Channel.SMS})),
+    "vonage": ("herald.providers.vonage", "VonageProvider", frozenset({Channel.SMS})),
     "webhook": ("herald.providers.webhook", "WebhookProvider", frozenset({Channel.WEBHOOK})),
 }
 
 
 def build_providers(
-    urls_by_channel: dict[Channel, str | None], defaults: ProviderDefaults | None = None
+    urls_by_channel: dict[Channel, str | None],
+    *,
+    public_url: str | None = None,
+    defaults: ProviderDefaults | None = None,
 ) -> dict[Channel, list[Provider]]:
-    """Providers per channel in failover order; a channel with none gets the capture provider."""
+    """Providers per channel in failover order; a channel with none gets the capture provider.
+
+    ``public_url`` (HERALD_PUBLIC_URL) is handed to providers that ask the outside service to
+    call Herald back (delivery status callbacks); ``defaults`` to those that fall back on
+    settings (the webhook provider's secret and allowed networks)."""
     defaults = defaults or ProviderDefaults()
     built: dict[Channel, list[Provider]] = {}
     taken: set[str] = set()
@@ -44,7 +60,9 @@ def build_providers(
                 raise ConfigurationError(f"two providers are named {name!r}; set ?name= on one")
             taken.add(name)
             factory = _factory(url.scheme, channel)
-            providers.append(factory(url, name=name, channel=channel, defaults=defaults))
+            providers.append(
+                factory(url, name=name, channel=channel, public_url=public_url, defaults=defaults)
+            )
         built[channel] = providers or [CaptureProvider(channel)]
     return built
 
@@ -59,7 +77,8 @@ def _default_name(scheme: str, taken: set[str]) -> str:
 
 
 def _factory(scheme: str, channel: Channel) -> Factory:
-    builtin = _BUILTIN.get(scheme)
+    # ``apprise+slack``: a scheme with a ``+`` is served by the provider named before it.
+    builtin = _BUILTIN.get(scheme) or _BUILTIN.get(scheme.partition("+")[0])
     if builtin is not None:
         module, attribute, channels = builtin
         if channel not in channels:
@@ -75,17 +94,19 @@ def _factory(scheme: str, channel: Channel) -> Factory:
 
 
 def _taking_what_it_needs(from_url: Callable[..., Provider]) -> Factory:
-    """Pass ``channel`` and ``defaults`` only to factories that take them (single-channel
-    providers don't take ``channel``; only some need ``defaults``)."""
-    parameters = inspect.signature(from_url).parameters
-    wanted = {"channel", "defaults"}
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        wanted &= parameters.keys()
+    """Pass ``channel``, ``public_url`` and ``defaults`` only to factories that take them
+    (single-channel providers don't need the channel; only providers with callbacks need the
+    public URL; only some need the defaults)."""
+    accepted = inspect.signature(from_url).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        return from_url
+    optional = [key for key in ("channel", "public_url", "defaults") if key not in accepted]
+    if not optional:
+        return from_url
 
-    def build(
-        url: ProviderURL, *, name: str, channel: Channel, defaults: ProviderDefaults
-    ) -> Provider:
-        given = {"channel": channel, "defaults": defaults}
-        return from_url(url, name=name, **{k: given[k] for k in wanted})
+    def build(url: ProviderURL, *, name: str, **context: Any) -> Provider:
+        for key in optional:
+            context.pop(key)
+        return from_url(url, name=name, **context)
 
     return build

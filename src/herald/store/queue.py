@@ -30,7 +30,7 @@ from herald.store.webhooks import record_gone
 
 _CLAIMED_COLUMNS = (
     "id, channel, recipient, payload, priority, attempts, max_attempts, send_at, due_at, "
-    "expires_at, created_at, idempotency_key, lease_token"
+    "expires_at, created_at, idempotency_key, lease_token, category"
 )
 _CLAIM_SET = (
     "status = 'sending', attempts = attempts + 1, lease_token = :token, "
@@ -253,7 +253,7 @@ def _sqlite_complete(
 _ENDED = frozenset({"dead", "failed"})
 
 
-def _spawn_fallbacks(conn: sa.Connection, dialect: Dialect, ended: list[str], actor: str) -> None:
+def spawn_fallbacks(conn: sa.Connection, dialect: Dialect, ended: list[str], actor: str) -> None:
     """Queue the next fallback of each notification that just died or failed (prepared at
     accept time), linked both ways: ``fallback_of`` and an event on each timeline."""
     n = notifications.c
@@ -387,7 +387,7 @@ class QueueStore:
                 record_gone(conn, self.db.dialect, gone)
             ended = [o["id"] for o in outcomes if o["status"] in _ENDED and o["id"] in applied]
             if ended:
-                _spawn_fallbacks(conn, self.db.dialect, ended, actor)
+                spawn_fallbacks(conn, self.db.dialect, ended, actor)
             return applied
 
         single = (

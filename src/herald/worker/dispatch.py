@@ -81,6 +81,7 @@ class Dispatcher:
             attempt=row.attempts,
             content=content_from_payload(channel, orjson.loads(row.payload)),
             idempotency_key=row.idempotency_key or row.id,
+            category=row.category,
         )
         content = delivery.content
         if isinstance(content, Webhook) and self._gone and await self._gone.contains(content.url):

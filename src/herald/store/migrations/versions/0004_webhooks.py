@@ -1,7 +1,7 @@
 """Webhooks: URLs that answered 410 Gone, and stored settings (the generated signing secret).
 
 Revision ID: 0004_webhooks
-Revises: 0002
+Revises: 0005_sms_callbacks
 Create Date: 2026-11-22
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_webhooks"
-down_revision = "0002"
+down_revision = "0005_sms_callbacks"
 branch_labels = None
 depends_on = None
 
