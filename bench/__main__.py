@@ -35,7 +35,7 @@ def main() -> None:
     hooks.add_argument("--rate", type=float, default=None, help="notifications/s to offer")
     hooks.add_argument("--batch-size", type=int, default=1000)
     hooks.add_argument("--in-flight", type=int, default=4)
-    hooks.add_argument("--concurrency", type=int, default=128)
+    hooks.add_argument("--concurrency", type=int, default=64)
     hooks.add_argument("--max-connections", type=int, default=64)
     sub.add_parser("all", help="the email scenarios on both databases")
     args = parser.parse_args()

@@ -57,7 +57,7 @@ class Options:
     batch_size: int = 1000
     in_flight: int = 4
     rate: float | None = None
-    concurrency: int = 128
+    concurrency: int = 64
     max_connections: int = 64
     body_bytes: int = 1024
     targets: int = 16  # distinct webhook URLs (paths) on the sink
