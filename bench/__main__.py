@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import json
 
-from bench import e2e, sms, templates
+from bench import e2e, sms, templates, webhook
 
 
 def main() -> None:
@@ -30,6 +30,15 @@ def main() -> None:
     texts.add_argument("--concurrency", type=int, default=128)
     rendering = sub.add_parser("templates", help="template renders/s and accept cost")
     rendering.add_argument("--repeat", type=int, default=5)
+    hooks = sub.add_parser("webhook", help="HTTP accept -> signed webhook -> nginx, end to end")
+    hooks.add_argument("--db", choices=["sqlite", "postgresql"], default="postgresql")
+    hooks.add_argument("--mode", choices=["batch", "single"], default="batch")
+    hooks.add_argument("-n", type=int, default=30000)
+    hooks.add_argument("--rate", type=float, default=None, help="notifications/s to offer")
+    hooks.add_argument("--batch-size", type=int, default=1000)
+    hooks.add_argument("--in-flight", type=int, default=4)
+    hooks.add_argument("--concurrency", type=int, default=64)
+    hooks.add_argument("--max-connections", type=int, default=64)
     sub.add_parser("all", help="the email scenarios on both databases")
     args = parser.parse_args()
 
@@ -59,6 +68,19 @@ def main() -> None:
         return
     if args.scenario == "templates":
         print(json.dumps(templates.run(args.repeat), indent=2))
+        return
+    if args.scenario == "webhook":
+        hook_opts = webhook.Options(
+            db=args.db,
+            mode=args.mode,
+            n=args.n,
+            rate=args.rate,
+            batch_size=args.batch_size,
+            in_flight=args.in_flight,
+            concurrency=args.concurrency,
+            max_connections=args.max_connections,
+        )
+        print(json.dumps(asyncio.run(webhook.run(hook_opts))))
         return
     for db in ("sqlite", "postgresql"):
         for mode, n in (("batch", 20000), ("single", 5000)):

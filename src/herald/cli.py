@@ -26,9 +26,13 @@ app = typer.Typer(help="Herald: durable, multi-channel notifications.", no_args_
 send_app = typer.Typer(help="Send a one-off notification.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys for the HTTP API.", no_args_is_help=True)
 dlq_app = typer.Typer(help="The dead-letter queue.", no_args_is_help=True)
+webhooks_app = typer.Typer(
+    help="Webhooks: the signing secret, and URLs that answered 410 Gone.", no_args_is_help=True
+)
 app.add_typer(send_app, name="send")
 app.add_typer(keys_app, name="keys")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(webhooks_app, name="webhooks")
 
 T = TypeVar("T")
 
@@ -269,6 +273,49 @@ def dlq_retry(notification_id: str) -> None:
             return view.model_dump(mode="json", exclude_none=True)
 
     _print(_run(main))
+
+
+@webhooks_app.command("secret")
+def webhooks_secret() -> None:
+    """Print the default signing secret (HERALD_WEBHOOK_SECRET, else the generated one)."""
+    settings = _settings()
+
+    async def main() -> str:
+        async with Herald(settings=settings) as herald:
+            return herald.webhook_secret
+
+    typer.echo(_run(main))
+
+
+@webhooks_app.command("gone")
+def webhooks_gone() -> None:
+    """URLs that answered 410 Gone: notifications to them fail without a request."""
+    settings = _settings()
+
+    async def main() -> list[dict[str, Any]]:
+        async with Herald(settings=settings) as herald:
+            return [dict(row) for row in await herald.webhooks.list_gone()]
+
+    for row in _run(main):
+        typer.echo(f"{row['url']}  since {row['notification_id']}")
+
+
+@webhooks_app.command("forget")
+def webhooks_forget(
+    urls: Annotated[list[str] | None, typer.Argument(help="URLs to send to again.")] = None,
+    all_urls: Annotated[bool, typer.Option("--all", help="Forget every gone URL.")] = False,
+) -> None:
+    """Send to gone URLs again (workers notice within seconds)."""
+    if not urls and not all_urls:
+        typer.secho("name URLs or pass --all", err=True, fg="red")
+        raise typer.Exit(2)
+    settings = _settings()
+
+    async def main() -> int:
+        async with Herald(settings=settings) as herald:
+            return await herald.webhooks.clear_gone(None if all_urls else urls)
+
+    typer.echo(f"forgot {_run(main)}")
 
 
 def _print(data: dict[str, Any]) -> None:

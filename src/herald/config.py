@@ -16,6 +16,7 @@ from pydantic_settings import (
 
 from herald.domain.backoff import RetryPolicy
 from herald.domain.network import parse_networks
+from herald.domain.webhook_signing import parse_secrets
 
 
 def _toml_path() -> Path:
@@ -122,6 +123,13 @@ class Settings(BaseSettings):
     @classmethod
     def _networks(cls, value: str | None) -> str | None:
         parse_networks(value)  # raises ValueError naming the bad CIDR
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secrets(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_secrets(value)  # raises ValueError saying what is wrong, never the secret
         return value
 
     @property

@@ -27,6 +27,7 @@ from herald.domain.delivery_reports import DeliveryReport
 from herald.domain.errors import ConfigurationError, InvalidRequest, NotFound
 from herald.domain.message import Address
 from herald.domain.network import parse_networks
+from herald.domain.webhook_signing import generate_secret
 from herald.pipeline.accept import AcceptPolicy, Pipeline
 from herald.pipeline.email import EmailLimits
 from herald.pipeline.errors import invalid_request
@@ -34,7 +35,7 @@ from herald.pipeline.prepared import ChannelLimits
 from herald.pipeline.requests import NotificationRequest
 from herald.pipeline.templating import BUILTIN_DIR, RenderedFrom, TemplateRegistry
 from herald.pipeline.views import AcceptedItem, NotificationView, notification_view
-from herald.providers.base import Provider
+from herald.providers.base import Provider, ProviderDefaults
 from herald.providers.registry import build_providers
 from herald.store import migrate
 from herald.store.api_keys import ApiKeyStore
@@ -46,9 +47,11 @@ from herald.store.queue import QueueStore
 from herald.store.records import NewNotification
 from herald.store.templates import TemplateStore
 from herald.store.wakeup import PostgresListener, Wakeup
+from herald.store.webhooks import WebhookStore
 from herald.templates.directory import TemplateDirectory
 from herald.templates.model import StoredTemplate, TemplateBody, TemplateError
 from herald.worker.dispatch import Dispatcher
+from herald.worker.gone import GoneUrls
 from herald.worker.runner import Worker, WorkerSettings
 
 
@@ -81,6 +84,9 @@ class Herald:
         self.db = Database(s.database_url, sqlite_synchronous=s.sqlite_synchronous)
         try:
             await self._prepare_schema()
+            self.webhooks = WebhookStore(self.db)
+            #: The default Standard Webhooks secret(s): the setting, else generated and stored.
+            self.webhook_secret = s.webhook_secret or await self.webhooks.secret(generate_secret)
             configured = build_providers(
                 {
                     Channel.EMAIL: s.email,
@@ -90,6 +96,10 @@ class Herald:
                     Channel.WEBHOOK: s.webhook,
                 },
                 public_url=s.public_url,
+                defaults=ProviderDefaults(
+                    webhook_secret=self.webhook_secret,
+                    webhook_allowed_networks=parse_networks(s.webhook_allowed_networks),
+                ),
             )
             if self._given_providers is not None:
                 configured.update({c: list(p) for c, p in self._given_providers.items()})
@@ -304,7 +314,7 @@ class Herald:
         s = self.settings
         return Worker(
             self.queue,
-            Dispatcher(self.providers, s.retry_policy, s.max_lag),
+            Dispatcher(self.providers, s.retry_policy, s.max_lag, GoneUrls(self.webhooks)),
             self.wakeup,
             WorkerSettings(
                 concurrency=concurrency or s.worker_concurrency,

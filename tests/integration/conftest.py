@@ -19,6 +19,7 @@ from tests.integration.http_fakes import (
 from tests.integration.smtp_server import SmtpTestServer, TlsMode
 from tests.integration.twilio_server import TwilioServer
 from tests.integration.vonage_server import VonageServer
+from tests.integration.webhook_receiver import WebhookReceiver
 
 # --- SMTP: a real aiosmtpd server (tests/integration/smtp_server.py) ---------------------
 
@@ -150,3 +151,17 @@ async def vonage_server() -> AsyncIterator[VonageServer]:
     await server.start()
     yield server
     await server.stop()
+
+
+# --- Webhooks: a real HTTP receiver verifying Standard Webhooks signatures ---------------
+
+WEBHOOK_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    """A receiver on 127.0.0.1 (random port) that verifies with ``WEBHOOK_SECRET``."""
+    running = WebhookReceiver(WEBHOOK_SECRET)
+    await running.start()
+    yield running
+    await running.stop()

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from herald import Channel, Herald, NotificationView, PermanentError
+from herald.store.webhooks import record_gone
 from herald.testing import RecordingProvider
 
 HERALD = Path(sys.executable).with_name("herald")
@@ -260,3 +261,41 @@ def test_serve_binds_a_public_address_when_allowed(env: dict[str, str], how: str
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     assert_stopped_cleanly(process, stderr)
+
+
+def test_webhooks_secret_is_generated_once_and_printed(env: dict[str, str]):
+    first = herald(env, "webhooks", "secret")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("whsec_")
+    assert herald(env, "webhooks", "secret").stdout == first.stdout
+    configured = {**env, "HERALD_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+    assert (
+        herald(configured, "webhooks", "secret").stdout.strip()
+        == configured["HERALD_WEBHOOK_SECRET"]
+    )
+
+
+def test_webhooks_gone_lists_and_forgets(env: dict[str, str], sqlite_url: str):
+    async def register() -> None:
+        async with Herald(sqlite_url) as running:
+            await running.db.run(
+                lambda conn: record_gone(
+                    conn,
+                    "sqlite",
+                    [
+                        {
+                            "url": "https://x.org/h",
+                            "at": 1.0,
+                            "notification_id": "n1",
+                            "detail": None,
+                        }
+                    ],
+                )
+            )
+
+    asyncio.run(register())
+    listed = herald(env, "webhooks", "gone")
+    assert listed.stdout.strip() == "https://x.org/h  since n1"
+    assert herald(env, "webhooks", "forget").returncode == 2
+    assert herald(env, "webhooks", "forget", "https://x.org/h").stdout.strip() == "forgot 1"
+    assert herald(env, "webhooks", "gone").stdout == ""

@@ -11,8 +11,10 @@ HeraldError
     │   └── UnknownOutcome      the provider may have accepted it (e.g. a timeout after
     │                           the end of SMTP DATA): retried, counted as a possible duplicate
     └── PermanentError          never retried as is; ``suppress`` marks the address
-                                suppress-worthy, ``recipient_fault`` says whether another
-                                provider could do better (False: fail over)
+        │                       suppress-worthy, ``recipient_fault`` says whether another
+        │                       provider could do better (False: fail over)
+        └── Gone                the target URL answered 410: later notifications to it
+                                fail without a request
 """
 
 from __future__ import annotations
@@ -102,3 +104,11 @@ class PermanentError(DeliveryError):
         self.opt_out = opt_out
         #: Per-recipient refusals, when every recipient of a message was refused.
         self.rejected = tuple(rejected)
+
+
+class Gone(PermanentError):
+    """The target (a webhook URL) no longer exists; the worker remembers it."""
+
+    def __init__(self, message: str, *, target: str, code: str | None = "410") -> None:
+        super().__init__(message, code=code)
+        self.target = target

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from herald.domain.channels import Channel
 from herald.domain.errors import ConfigurationError, PermanentError
 from herald.domain.message import Delivery, Receipt
+from herald.domain.network import IPNetwork
 
 C = TypeVar("C")
 
@@ -37,6 +38,16 @@ class Provider(Protocol):
     async def aclose(self) -> None:
         """Release connections."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderDefaults:
+    """Settings that providers fall back to when their URL does not say."""
+
+    #: ``whsec_…`` secrets (comma/space separated): ``HERALD_WEBHOOK_SECRET`` or the stored one.
+    webhook_secret: str | None = None
+    #: ``HERALD_WEBHOOK_ALLOWED_NETWORKS``: exempt from the SSRF guard.
+    webhook_allowed_networks: tuple[IPNetwork, ...] = ()
 
 
 def content_of(delivery: Delivery, kind: type[C], provider: str) -> C:

@@ -87,6 +87,11 @@ class HttpClient:
                 return HttpResponse(response.status, response.headers, body)
         except TimeoutError as exc:
             raise TransientError(f"{method} {url}: timed out") from exc
+        except aiohttp.ClientConnectorError as exc:
+            # A resolver that classifies its own refusal (the SSRF guard's) keeps its verdict.
+            if isinstance(exc.os_error, DeliveryError):
+                raise exc.os_error from exc
+            raise TransientError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
         except aiohttp.ClientError as exc:
             raise TransientError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
 

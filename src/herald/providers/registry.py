@@ -4,7 +4,8 @@ A scheme ``base+rest`` that is not registered itself goes to ``base`` (``apprise
 is the ``apprise`` provider, which hands ``slack://…`` to Apprise).
 Third-party packages add schemes through the ``herald.providers`` entry-point group; the
 entry point names the scheme and points at a callable ``(url, *, name, channel) -> Provider``.
-Built-in factories may also take ``public_url`` (where provider callbacks reach Herald).
+Built-in factories may also take ``public_url`` (where provider callbacks reach Herald) and
+``defaults`` (a :class:`ProviderDefaults`: settings such as the default webhook secret).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from herald.domain.channels import Channel
 from herald.domain.errors import ConfigurationError
-from herald.providers.base import Provider, ProviderURL, split_provider_urls
+from herald.providers.base import Provider, ProviderDefaults, ProviderURL, split_provider_urls
 from herald.providers.capture import CaptureProvider
 
 Factory = Callable[..., Provider]
@@ -35,16 +36,22 @@ _BUILTIN: dict[str, tuple[str, str, frozenset[Channel]]] = {
     "webpush": ("herald.providers.webpush", "WebPushProvider", frozenset({Channel.PUSH})),
     "fcm": ("herald.providers.fcm", "FcmProvider", frozenset({Channel.PUSH})),
     "apns": ("herald.providers.apns", "ApnsProvider", frozenset({Channel.PUSH})),
+    "webhook": ("herald.providers.webhook", "WebhookProvider", frozenset({Channel.WEBHOOK})),
 }
 
 
 def build_providers(
-    urls_by_channel: dict[Channel, str | None], *, public_url: str | None = None
+    urls_by_channel: dict[Channel, str | None],
+    *,
+    public_url: str | None = None,
+    defaults: ProviderDefaults | None = None,
 ) -> dict[Channel, list[Provider]]:
     """Providers per channel in failover order; a channel with none gets the capture provider.
 
     ``public_url`` (HERALD_PUBLIC_URL) is handed to providers that ask the outside service to
-    call Herald back (delivery status callbacks)."""
+    call Herald back (delivery status callbacks); ``defaults`` to those that fall back on
+    settings (the webhook provider's secret and allowed networks)."""
+    defaults = defaults or ProviderDefaults()
     built: dict[Channel, list[Provider]] = {}
     taken: set[str] = set()
     for channel in Channel:
@@ -56,7 +63,9 @@ def build_providers(
                 raise ConfigurationError(f"two providers are named {name!r}; set ?name= on one")
             taken.add(name)
             factory = _factory(url.scheme, channel)
-            providers.append(factory(url, name=name, channel=channel, public_url=public_url))
+            providers.append(
+                factory(url, name=name, channel=channel, public_url=public_url, defaults=defaults)
+            )
         built[channel] = providers or [CaptureProvider(channel)]
     return built
 
@@ -88,12 +97,13 @@ def _factory(scheme: str, channel: Channel) -> Factory:
 
 
 def _taking_what_it_needs(from_url: Callable[..., Provider]) -> Factory:
-    """Pass ``channel`` and ``public_url`` only to factories that take them (single-channel
-    providers don't need the channel; only providers with callbacks need the public URL)."""
+    """Pass ``channel``, ``public_url`` and ``defaults`` only to factories that take them
+    (single-channel providers don't need the channel; only providers with callbacks need the
+    public URL; only some need the defaults)."""
     accepted = inspect.signature(from_url).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
         return from_url
-    optional = [key for key in ("channel", "public_url") if key not in accepted]
+    optional = [key for key in ("channel", "public_url", "defaults") if key not in accepted]
     if not optional:
         return from_url
 

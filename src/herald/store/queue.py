@@ -17,8 +17,16 @@ from herald.domain.ids import new_id
 from herald.store import jsonrows as j
 from herald.store.database import Database, Dialect
 from herald.store.notifications import insert_rows
-from herald.store.records import Claimed, NewCapture, NewEvent, NewNotification, Outcome
+from herald.store.records import (
+    Claimed,
+    GoneUrl,
+    NewCapture,
+    NewEvent,
+    NewNotification,
+    Outcome,
+)
 from herald.store.tables import captured, events, notifications
+from herald.store.webhooks import record_gone
 
 _CLAIMED_COLUMNS = (
     "id, channel, recipient, payload, priority, attempts, max_attempts, send_at, due_at, "
@@ -351,11 +359,13 @@ class QueueStore:
         *,
         actor: str,
         captures: Sequence[NewCapture] = (),
+        gone: Sequence[GoneUrl] = (),
     ) -> set[str]:
         """Apply outcomes still covered by their lease; returns the ids applied.
 
         Events (and captured copies) are written only for applied outcomes, so a fenced-out
-        worker leaves no trace on a timeline that another worker now owns.
+        worker leaves no trace on a timeline that another worker now owns. ``gone``: webhook
+        URLs that answered 410, recorded in the same transaction.
         """
         if not outcomes:
             return set()
@@ -373,12 +383,19 @@ class QueueStore:
             kept = [c for c in captures if c["notification_id"] in applied]
             if kept:
                 conn.execute(captured.insert(), kept)
+            if gone:
+                record_gone(conn, self.db.dialect, gone)
             ended = [o["id"] for o in outcomes if o["status"] in _ENDED and o["id"] in applied]
             if ended:
                 spawn_fallbacks(conn, self.db.dialect, ended, actor)
             return applied
 
-        single = self._single and not captures and not any(o["status"] in _ENDED for o in outcomes)
+        single = (
+            self._single
+            and not captures
+            and not gone
+            and not any(o["status"] in _ENDED for o in outcomes)
+        )
         return await self.db.run(complete, autocommit=single, durable=False)
 
     async def renew(self, tokens: list[int], *, until: float) -> int:

@@ -95,3 +95,12 @@ class NewCapture(TypedDict):
     recipient: str
     content: str  # JSON
     created_at: float
+
+
+class GoneUrl(TypedDict):
+    """A webhook URL that answered 410 Gone."""
+
+    url: str
+    at: float
+    notification_id: str
+    detail: str | None

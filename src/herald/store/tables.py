@@ -153,3 +153,24 @@ templates = sa.Table(
     # Set on every version by DELETE; a later PUT starts a live version again.
     sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
 )
+
+# Webhook URLs that answered 410 Gone: later notifications to them fail without a request.
+webhook_gone = sa.Table(
+    "webhook_gone",
+    metadata,
+    # SHA-256 hex of the URL: a URL may be longer than an index entry can hold.
+    sa.Column("url_hash", sa.String(64), primary_key=True),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Column("notification_id", sa.String(36), nullable=False),  # the one that got the 410
+    sa.Column("detail", sa.Text),
+)
+
+# Values Herald generates once and keeps (e.g. the default webhook signing secret).
+stored_settings = sa.Table(
+    "stored_settings",
+    metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)

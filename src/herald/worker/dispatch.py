@@ -4,6 +4,9 @@ The verdict follows the failure classification: success → ``sent``; transient 
 unknown outcome) → ``retrying`` with backoff, ``dead`` once attempts are exhausted;
 permanent → ``dead``. A transient failure, or a permanent one that is not the recipient's
 fault (auth, policy), moves on to the next provider before any retry is scheduled.
+
+A webhook URL that answered 410 Gone ends its notification ``failed``, is remembered, and
+later notifications to it end ``failed`` without a request.
 """
 
 from __future__ import annotations
@@ -19,17 +22,25 @@ import structlog
 from herald import metrics
 from herald.domain.backoff import RetryPolicy
 from herald.domain.channels import Channel
-from herald.domain.errors import DeliveryError, PermanentError, TransientError, UnknownOutcome
+from herald.domain.errors import (
+    DeliveryError,
+    Gone,
+    PermanentError,
+    TransientError,
+    UnknownOutcome,
+)
 from herald.domain.message import (
     Content,
     Delivery,
     Receipt,
     RecipientRejection,
+    Webhook,
     content_from_payload,
 )
 from herald.domain.status import Status
 from herald.providers.base import Provider
-from herald.store.records import Claimed, NewCapture, NewEvent, Outcome
+from herald.store.records import Claimed, GoneUrl, NewCapture, NewEvent, Outcome
+from herald.worker.gone import GoneUrls
 
 log = structlog.get_logger(__name__)
 
@@ -41,16 +52,22 @@ class Verdict:
     outcome: Outcome
     events: list[NewEvent]
     capture: NewCapture | None = None
+    gone: GoneUrl | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Dispatcher:
     def __init__(
-        self, providers: dict[Channel, list[Provider]], policy: RetryPolicy, max_lag: float
+        self,
+        providers: dict[Channel, list[Provider]],
+        policy: RetryPolicy,
+        max_lag: float,
+        gone: GoneUrls | None = None,
     ) -> None:
         self._providers = providers
         self._policy = policy
         self._max_lag = max_lag
+        self._gone = gone
 
     async def deliver(self, row: Claimed) -> Verdict:
         now = time.time()
@@ -67,6 +84,11 @@ class Dispatcher:
             idempotency_key=row.idempotency_key or row.id,
             category=row.category,
         )
+        content = delivery.content
+        if isinstance(content, Webhook) and self._gone and await self._gone.contains(content.url):
+            metrics.FAILED.labels(channel.value, "herald", "permanent").inc()
+            reason = f"{content.url} answered 410 Gone earlier; not sent"
+            return _verdict(row, Status.FAILED, now, last_error=reason, detail=reason)
         providers = _able(self._providers[channel], delivery)
         events: list[NewEvent] = []
         errors: list[tuple[Provider | _Herald, DeliveryError]] = []
@@ -154,7 +176,25 @@ class Dispatcher:
             metrics.POSSIBLE_DUPLICATES.labels(channel.value).inc()
         message = f"{error.message}" + (f" [{error.code}]" if error.code else "")
         permanent = isinstance(error, PermanentError)
-        if permanent or self._policy.exhausted(row.attempts):
+        if isinstance(error, Gone):
+            verdict = _verdict(
+                row,
+                Status.FAILED,
+                now,
+                provider=provider.name,
+                last_error=message,
+                detail=message,
+                events=events,
+            )
+            verdict.gone = {
+                "url": error.target,
+                "at": now,
+                "notification_id": row.id,
+                "detail": message,
+            }
+            if self._gone is not None:
+                self._gone.add(error.target)
+        elif permanent or self._policy.exhausted(row.attempts):
             metrics.DEAD.labels(channel.value).inc()
             reason = message if permanent else f"attempts exhausted ({row.attempts}): {message}"
             verdict = _verdict(

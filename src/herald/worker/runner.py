@@ -266,6 +266,7 @@ class Worker:
             [event for v in batch for event in v.events],
             actor=self.name,
             captures=[v.capture for v in batch if v.capture is not None],
+            gone=[v.gone for v in batch if v.gone is not None],
         )
         for verdict in batch:
             nid = verdict.outcome["id"]

@@ -1,6 +1,6 @@
 """Provider callbacks find their notification by provider message id.
 
-Revision ID: 0005_sms_callbacks
+Revision ID: 0004_sms_callbacks
 Revises: 0003_templates
 Create Date: 2026-11-22
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_sms_callbacks"
+revision = "0004_sms_callbacks"
 down_revision = "0003_templates"
 branch_labels = None
 depends_on = None
