@@ -33,7 +33,7 @@ from herald.pipeline.prepared import ChannelLimits
 from herald.pipeline.requests import NotificationRequest
 from herald.pipeline.views import AcceptedItem, NotificationView, notification_view
 from herald.providers.base import Provider
-from herald.providers.registry import build_providers
+from herald.providers.registry import build_providers, provider_urls
 from herald.store import migrate
 from herald.store.api_keys import ApiKeyStore
 from herald.store.captured import CapturedStore
@@ -43,6 +43,7 @@ from herald.store.queue import QueueStore
 from herald.store.records import NewNotification
 from herald.store.wakeup import PostgresListener, Wakeup
 from herald.worker.dispatch import Dispatcher
+from herald.worker.resilience import build_guards
 from herald.worker.runner import Worker, WorkerSettings
 
 
@@ -75,17 +76,21 @@ class Herald:
         self.db = Database(s.database_url, sqlite_synchronous=s.sqlite_synchronous)
         try:
             await self._prepare_schema()
-            configured = build_providers(
-                {
-                    Channel.EMAIL: s.email,
-                    Channel.SMS: s.sms,
-                    Channel.PUSH: s.push,
-                    Channel.CHAT: s.chat,
-                    Channel.WEBHOOK: s.webhook,
-                }
-            )
+            urls = {
+                Channel.EMAIL: s.email,
+                Channel.SMS: s.sms,
+                Channel.PUSH: s.push,
+                Channel.CHAT: s.chat,
+                Channel.WEBHOOK: s.webhook,
+            }
+            configured = build_providers(urls)
             if self._given_providers is not None:
                 configured.update({c: list(p) for c, p in self._given_providers.items()})
+            self.guards = build_guards(
+                [p for chain in configured.values() for p in chain],
+                provider_urls(urls),
+                redis_url=s.redis_url,
+            )
         except BaseException:
             await self.db.dispose()
             raise
@@ -233,7 +238,7 @@ class Herald:
         s = self.settings
         return Worker(
             self.queue,
-            Dispatcher(self.providers, s.retry_policy, s.max_lag),
+            Dispatcher(self.providers, s.retry_policy, s.max_lag, self.guards),
             self.wakeup,
             WorkerSettings(
                 concurrency=concurrency or s.worker_concurrency,

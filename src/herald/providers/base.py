@@ -7,7 +7,7 @@ it never returns a bare success flag. Providers talk only to the outside world.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar, runtime_checkable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -16,6 +16,20 @@ from herald.domain.errors import ConfigurationError, PermanentError
 from herald.domain.message import Delivery, Receipt
 
 C = TypeVar("C")
+
+#: Options every provider URL accepts that the worker reads (circuit breaker, rate limit,
+#: concurrency); the registry removes them before a provider sees its URL.
+RESILIENCE_OPTIONS = frozenset(
+    {
+        "breaker_failures",
+        "breaker_cooldown",
+        "breaker_max_cooldown",
+        "breaker_probes",
+        "rate",
+        "concurrency",
+        "limit_wait",
+    }
+)
 
 
 @runtime_checkable
@@ -83,6 +97,11 @@ class ProviderURL:
             path=unquote(parts.path),
             query=dict(parse_qsl(parts.query, keep_blank_values=True)),
         )
+
+    def without(self, keys: frozenset[str]) -> ProviderURL:
+        """The same URL minus the query options named in ``keys``."""
+        query = {k: v for k, v in self.query.items() if k not in keys}
+        return replace(self, query=query)
 
     def option(self, key: str, default: str | None = None) -> str | None:
         return self.query.get(key, default)

@@ -9,7 +9,7 @@ fault (auth, policy), moves on to the next provider before any retry is schedule
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from herald.domain.message import Delivery, Receipt, RecipientRejection, content
 from herald.domain.status import Status
 from herald.providers.base import Provider
 from herald.store.records import Claimed, NewCapture, NewEvent, Outcome
+from herald.worker.resilience import ProviderGuard, Refusal
 
 log = structlog.get_logger(__name__)
 
@@ -40,11 +41,19 @@ class Verdict:
 
 class Dispatcher:
     def __init__(
-        self, providers: dict[Channel, list[Provider]], policy: RetryPolicy, max_lag: float
+        self,
+        providers: dict[Channel, list[Provider]],
+        policy: RetryPolicy,
+        max_lag: float,
+        guards: Mapping[str, ProviderGuard] | None = None,
     ) -> None:
-        self._providers = providers
         self._policy = policy
         self._max_lag = max_lag
+        guards = guards or {}
+        self._chains = {
+            channel: [(p, guards.get(p.name)) for p in chain]
+            for channel, chain in providers.items()
+        }
 
     async def deliver(self, row: Claimed) -> Verdict:
         now = time.time()
@@ -60,17 +69,28 @@ class Dispatcher:
             content=content_from_payload(channel, orjson.loads(row.payload)),
             idempotency_key=row.idempotency_key or row.id,
         )
-        providers = self._providers[channel]
+        chain = self._chains[channel]
         events: list[NewEvent] = []
         errors: list[tuple[Provider | _Herald, DeliveryError]] = []
-        for index, provider in enumerate(providers):
+        refusals: list[Refusal] = []
+        for index, (provider, guard) in enumerate(chain):
+            following = chain[index + 1][0] if index + 1 < len(chain) else None
+            if guard is not None and (refusal := await guard.enter()) is not None:
+                refusals.append(refusal)
+                if following is not None:
+                    detail = f"{refusal.reason}; failing over to {following.name}"
+                    events.append(
+                        _event(row.id, time.time(), Status.SENDING, provider.name, detail)
+                    )
+                continue
             try:
                 receipt = await _send(provider, delivery)
             except DeliveryError as error:
+                if guard is not None:
+                    guard.exit(error)
                 errors.append((provider, error))
                 kind = _kind(error)
                 metrics.FAILED.labels(channel.value, provider.name, kind).inc()
-                following = providers[index + 1] if index + 1 < len(providers) else None
                 if following is None or not _fails_over(error):
                     break
                 events.append(
@@ -83,7 +103,15 @@ class Dispatcher:
                     )
                 )
                 continue
+            except BaseException:
+                if guard is not None:
+                    guard.abandon()
+                raise
+            if guard is not None:
+                guard.exit(None)
             return self._sent(row, channel, provider, receipt, events)
+        if not errors:
+            return _deferred(row, refusals, events)
         return self._failed(row, channel, errors, events)
 
     def _staleness(self, row: Claimed, now: float) -> str | None:
@@ -209,6 +237,25 @@ async def _send(provider: Provider, delivery: Delivery) -> Receipt:
             "provider_crashed", provider=provider.name, notification_id=delivery.notification_id
         )
         raise TransientError(f"{provider.name} failed unexpectedly: {exc!r}") from exc
+
+
+def _deferred(row: Claimed, refusals: Sequence[Refusal], events: list[NewEvent]) -> Verdict:
+    """No provider could be called (circuits open, rate limits full): wait until the first
+    may be asked again, without counting an attempt."""
+    now = time.time()
+    due = min(r.retry_at for r in refusals)
+    reasons = "; ".join(r.reason for r in refusals)
+    verdict = _verdict(
+        row,
+        Status.RETRYING,
+        now,
+        last_error=reasons,
+        detail=f"{reasons}; deferred {max(due - now, 0.0):.1f} s (no attempt used)",
+        events=events,
+    )
+    verdict.outcome["attempts_delta"] = -1
+    verdict.outcome["due_at"] = due
+    return verdict
 
 
 def release(row: Claimed, reason: str, *, possibly_sent: bool = False) -> Verdict:

@@ -1,0 +1,159 @@
+"""Per-provider rate limits (messages per second, minute or hour) and concurrency caps.
+
+A rate is a moving window: at most ``amount`` sends in any ``per`` seconds. With
+``HERALD_REDIS_URL`` set the window lives in Redis (the ``limits`` library's moving-window
+strategy, one Lua call per send), so every worker process on every node shares it;
+otherwise each process keeps its own. A sender that finds the window full sleeps until the
+oldest send leaves it, and gives up once the wait would pass ``max_wait`` seconds: the
+dispatcher then fails over or defers the notification (no attempt is used).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+from limits import RateLimitItemPerSecond
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from herald.domain.errors import ConfigurationError
+
+log = structlog.get_logger(__name__)
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)s?\s*$", re.I)
+_UNIT_SECONDS = {
+    **dict.fromkeys(("s", "sec", "second"), 1),
+    **dict.fromkeys(("m", "min", "minute"), 60),
+    **dict.fromkeys(("h", "hour"), 3600),
+}
+#: Never sleep less than this for a slot (a clock at the window's edge must not spin).
+_MIN_SLEEP = 0.001
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """At most ``amount`` sends in any ``per`` seconds."""
+
+    amount: int
+    per: int
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        """``10/s``, ``600/m``, ``1000/h`` (also ``5/10s``, ``100/minute``)."""
+        match = _RATE.match(text)
+        if match is None or int(match[1]) < 1:
+            raise ConfigurationError(f"rate={text!r}: expected N/s, N/m or N/h with N >= 1")
+        multiple = int(match[2]) if match[2] else 1
+        return cls(int(match[1]), multiple * _UNIT_SECONDS[match[3].lower()])
+
+    def __str__(self) -> str:
+        return f"{self.amount}/{self.per}s"
+
+
+class Window(Protocol):
+    """A moving window of sends for one provider."""
+
+    async def take(self) -> float | None:
+        """Take a slot (None), or say in how many seconds the next one frees up."""
+        ...
+
+
+class LocalWindow:
+    """The window in this process: the times of the last ``amount`` sends."""
+
+    def __init__(self, rate: Rate) -> None:
+        self._rate = rate
+        self._sent: deque[float] = deque()
+
+    async def take(self) -> float | None:
+        return self.take_now(time.monotonic())
+
+    def take_now(self, now: float) -> float | None:
+        sent, rate = self._sent, self._rate
+        while sent and sent[0] <= now - rate.per:
+            sent.popleft()
+        if len(sent) < rate.amount:
+            sent.append(now)
+            return None
+        return sent[0] + rate.per - now
+
+
+class RedisWindow:
+    """The window in Redis, shared by every process that names the same provider.
+
+    If Redis cannot be reached the process falls back to its own window (logged) rather
+    than stop delivering: the provider's own limit then answers with 429s, which are
+    transient failures."""
+
+    def __init__(self, limiter: MovingWindowRateLimiter, rate: Rate, key: str) -> None:
+        self._limiter = limiter
+        self._item = RateLimitItemPerSecond(rate.amount, rate.per)
+        self._key = key
+        self._fallback = LocalWindow(rate)
+
+    async def take(self) -> float | None:
+        try:
+            if await self._limiter.hit(self._item, self._key):
+                return None
+            stats = await self._limiter.get_window_stats(self._item, self._key)
+        except Exception as exc:
+            log.warning("rate_limit_storage_failed", provider=self._key, error=str(exc))
+            return await self._fallback.take()
+        return stats.reset_time - time.time()
+
+
+class RedisWindows:
+    """One Redis connection for every provider's window."""
+
+    def __init__(self, redis_url: str) -> None:
+        uri = redis_url if redis_url.startswith("async+") else f"async+{redis_url}"
+        try:
+            storage = RedisStorage(uri, key_prefix="herald:rate")
+        except Exception as exc:
+            raise ConfigurationError(f"HERALD_REDIS_URL: {exc}") from None
+        self._limiter = MovingWindowRateLimiter(storage)
+
+    def window(self, rate: Rate, provider: str) -> RedisWindow:
+        return RedisWindow(self._limiter, rate, provider)
+
+
+class ProviderLimiter:
+    """A provider's rate window and/or concurrency cap, as one gate around each send."""
+
+    def __init__(self, *, window: Window | None, concurrency: int | None, max_wait: float) -> None:
+        self._window = window
+        self._slots = asyncio.Semaphore(concurrency) if concurrency else None
+        self.max_wait = max_wait
+
+    async def enter(self) -> float | None:
+        """Wait for a slot (None: go ahead, then :meth:`exit`), or return how many seconds
+        to come back after when the wait would pass ``max_wait``."""
+        deadline = time.monotonic() + self.max_wait
+        if self._slots is not None:
+            try:
+                async with asyncio.timeout(self.max_wait):
+                    await self._slots.acquire()
+            except TimeoutError:
+                return self.max_wait
+        if self._window is None:
+            return None
+        while (wait := await self._window.take()) is not None:
+            wait = max(wait, _MIN_SLEEP)
+            if time.monotonic() + wait > deadline:
+                self._release_slot()
+                return wait
+            await asyncio.sleep(wait)
+        return None
+
+    def exit(self) -> None:
+        self._release_slot()
+
+    def _release_slot(self) -> None:
+        if self._slots is not None:
+            self._slots.release()

@@ -1,0 +1,152 @@
+"""Each provider's circuit breaker and rate limit, configured by its URL options.
+
+Options (all optional): ``breaker_failures`` (5; 0 turns the breaker off),
+``breaker_cooldown`` (30 s), ``breaker_max_cooldown`` (600 s), ``breaker_probes`` (1),
+``rate`` (``10/s``, ``600/m``, ``1000/h``), ``concurrency`` (sends in flight per process)
+and ``limit_wait`` (5 s: the longest a send waits for a rate or concurrency slot).
+
+Breaker state is per worker process; rate windows are global when ``HERALD_REDIS_URL``
+is set.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from herald import metrics
+from herald.domain.breaker import BreakerPolicy, CircuitBreaker, CircuitState, provider_fault
+from herald.domain.errors import ConfigurationError, DeliveryError
+from herald.providers.base import Provider, ProviderURL
+from herald.worker.limits import LocalWindow, ProviderLimiter, Rate, RedisWindows, Window
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_LIMIT_WAIT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a provider was not called, and when it may be asked again (epoch seconds)."""
+
+    reason: str
+    retry_at: float
+
+
+class ProviderGuard:
+    """Wraps each send to one provider: breaker first (no I/O), then the limiter."""
+
+    __slots__ = ("_shown", "breaker", "limiter", "name")
+
+    def __init__(
+        self, name: str, breaker: CircuitBreaker, limiter: ProviderLimiter | None = None
+    ) -> None:
+        self.name = name
+        self.breaker = breaker
+        self.limiter = limiter
+        self._shown = CircuitState.CLOSED
+        metrics.CIRCUIT_STATE.labels(name).set(CircuitState.CLOSED)
+
+    def state(self, now: float) -> CircuitState:
+        return self.breaker.state(now)
+
+    async def enter(self) -> Refusal | None:
+        """None: send now, then call :meth:`exit` (or :meth:`abandon`)."""
+        now = time.time()
+        if not self.breaker.allow(now):
+            self._show(now)
+            return Refusal(f"{self.name} circuit open", self.breaker.retry_at(now))
+        if self._shown is not CircuitState.CLOSED:
+            self._show(now)
+        if self.limiter is not None:
+            wait = await self.limiter.enter()
+            if wait is not None:
+                self.breaker.abandon()
+                metrics.RATE_LIMITED.labels(self.name).inc()
+                return Refusal(f"{self.name} rate limit reached", time.time() + wait)
+        return None
+
+    def exit(self, error: DeliveryError | None) -> None:
+        """Report how the send went."""
+        if self.limiter is not None:
+            self.limiter.exit()
+        now = time.time()
+        if error is None or not provider_fault(error):
+            self.breaker.succeeded(now)
+        elif self.breaker.failed(now):
+            metrics.CIRCUIT_TRIPS.labels(self.name).inc()
+            log.warning(
+                "circuit_opened",
+                provider=self.name,
+                trips=self.breaker.trips,
+                retry_at=self.breaker.retry_at(now),
+                error=error.message,
+            )
+        if self._shown is not CircuitState.CLOSED or self.breaker.state(now) is not self._shown:
+            self._show(now)
+
+    def abandon(self) -> None:
+        """The send was interrupted before any outcome (shutdown)."""
+        if self.limiter is not None:
+            self.limiter.exit()
+        self.breaker.abandon()
+
+    def _show(self, now: float) -> None:
+        state = self.breaker.state(now)
+        if state is not self._shown:
+            self._shown = state
+            metrics.CIRCUIT_STATE.labels(self.name).set(state)
+
+
+def build_guards(
+    providers: Sequence[Provider],
+    urls: Mapping[str, ProviderURL],
+    *,
+    redis_url: str | None,
+) -> dict[str, ProviderGuard]:
+    """A guard per provider name; a provider given in code (no URL) gets the defaults."""
+    redis: RedisWindows | None = None
+    guards: dict[str, ProviderGuard] = {}
+    for provider in providers:
+        url = urls.get(provider.name)
+        policy = _breaker_policy(url) if url is not None else BreakerPolicy()
+        limiter = None
+        if url is not None and (url.option("rate") or url.option("concurrency")):
+            window: Window | None = None
+            if raw := url.option("rate"):
+                rate = Rate.parse(raw)
+                if redis_url:
+                    redis = redis or RedisWindows(redis_url)
+                    window = redis.window(rate, provider.name)
+                else:
+                    window = LocalWindow(rate)
+            concurrency = url.integer("concurrency", 0)
+            if concurrency < 0:
+                raise ConfigurationError(f"{provider.name}: concurrency must be >= 0")
+            limit_wait = url.number("limit_wait", DEFAULT_LIMIT_WAIT)
+            if limit_wait < 0:
+                raise ConfigurationError(f"{provider.name}: limit_wait must be >= 0")
+            limiter = ProviderLimiter(
+                window=window, concurrency=concurrency or None, max_wait=limit_wait
+            )
+        guards[provider.name] = ProviderGuard(provider.name, CircuitBreaker(policy), limiter)
+    return guards
+
+
+def _breaker_policy(url: ProviderURL) -> BreakerPolicy:
+    defaults = BreakerPolicy()
+    try:
+        return BreakerPolicy(
+            failures=url.integer("breaker_failures", defaults.failures),
+            cooldown=url.number("breaker_cooldown", defaults.cooldown),
+            max_cooldown=url.number(
+                "breaker_max_cooldown",
+                max(defaults.max_cooldown, url.number("breaker_cooldown", defaults.cooldown)),
+            ),
+            probes=url.integer("breaker_probes", defaults.probes),
+        )
+    except ValueError as exc:
+        raise ConfigurationError(f"{url.redacted}: {exc}") from None
