@@ -26,7 +26,7 @@ from herald.domain.errors import ConfigurationError
 
 log = structlog.get_logger(__name__)
 
-_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(s|sec|second|m|min|minute|h|hour)s?\s*$", re.I)
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*([1-9]\d*)?\s*(s|sec|second|m|min|minute|h|hour)s?\s*$", re.I)
 _UNIT_SECONDS = {
     **dict.fromkeys(("s", "sec", "second"), 1),
     **dict.fromkeys(("m", "min", "minute"), 60),
@@ -49,7 +49,7 @@ class Rate:
         match = _RATE.match(text)
         if match is None or int(match[1]) < 1:
             raise ConfigurationError(f"rate={text!r}: expected N/s, N/m or N/h with N >= 1")
-        multiple = int(match[2]) if match[2] else 1
+        multiple = int(match[2] or 1)
         return cls(int(match[1]), multiple * _UNIT_SECONDS[match[3].lower()])
 
     def __str__(self) -> str:

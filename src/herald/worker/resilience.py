@@ -112,27 +112,28 @@ def build_guards(
     guards: dict[str, ProviderGuard] = {}
     for provider in providers:
         url = urls.get(provider.name)
-        policy = _breaker_policy(url) if url is not None else BreakerPolicy()
+        if url is None:
+            guards[provider.name] = ProviderGuard(provider.name, CircuitBreaker(BreakerPolicy()))
+            continue
+        window: Window | None = None
+        if raw := url.option("rate"):
+            rate = Rate.parse(raw)
+            if redis_url:
+                redis = redis or RedisWindows(redis_url)
+                window = redis.window(rate, provider.name)
+            else:
+                window = LocalWindow(rate)
+        concurrency = url.integer("concurrency", 0)
+        limit_wait = url.number("limit_wait", DEFAULT_LIMIT_WAIT)
+        if concurrency < 0 or limit_wait < 0:
+            raise ConfigurationError(f"{url.redacted}: concurrency and limit_wait must be >= 0")
         limiter = None
-        if url is not None and (url.option("rate") or url.option("concurrency")):
-            window: Window | None = None
-            if raw := url.option("rate"):
-                rate = Rate.parse(raw)
-                if redis_url:
-                    redis = redis or RedisWindows(redis_url)
-                    window = redis.window(rate, provider.name)
-                else:
-                    window = LocalWindow(rate)
-            concurrency = url.integer("concurrency", 0)
-            if concurrency < 0:
-                raise ConfigurationError(f"{provider.name}: concurrency must be >= 0")
-            limit_wait = url.number("limit_wait", DEFAULT_LIMIT_WAIT)
-            if limit_wait < 0:
-                raise ConfigurationError(f"{provider.name}: limit_wait must be >= 0")
+        if window is not None or concurrency:
             limiter = ProviderLimiter(
                 window=window, concurrency=concurrency or None, max_wait=limit_wait
             )
-        guards[provider.name] = ProviderGuard(provider.name, CircuitBreaker(policy), limiter)
+        breaker = CircuitBreaker(_breaker_policy(url))
+        guards[provider.name] = ProviderGuard(provider.name, breaker, limiter)
     return guards
 
 
