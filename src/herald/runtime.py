@@ -122,6 +122,8 @@ class Herald:
         if not self._started:
             return
         self._started = False
+        with contextlib.suppress(Exception):
+            await self.guards.aclose()
         for providers in self.providers.values():
             for provider in providers:
                 with contextlib.suppress(Exception):

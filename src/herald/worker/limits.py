@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
+import coredis
 import structlog
 from limits import RateLimitItemPerSecond
 from limits.aio.storage import RedisStorage
@@ -109,18 +110,28 @@ class RedisWindow:
 
 
 class RedisWindows:
-    """One Redis connection for every provider's window."""
+    """One Redis connection pool for every provider's window (ours, so it can be closed)."""
 
     def __init__(self, redis_url: str) -> None:
-        uri = redis_url if redis_url.startswith("async+") else f"async+{redis_url}"
+        plain = redis_url.removeprefix("async+")
         try:
-            storage = RedisStorage(uri, key_prefix="herald:rate")
+            self._pool = coredis.ConnectionPool.from_url(plain)
+            storage = RedisStorage(
+                f"async+{plain}",
+                key_prefix="herald:rate",
+                # Documented by limits, though its signature types options as scalars.
+                connection_pool=self._pool,  # type: ignore[arg-type]
+            )
         except Exception as exc:
             raise ConfigurationError(f"HERALD_REDIS_URL: {exc}") from None
         self._limiter = MovingWindowRateLimiter(storage)
 
     def window(self, rate: Rate, provider: str) -> RedisWindow:
         return RedisWindow(self._limiter, rate, provider)
+
+    async def aclose(self) -> None:
+        self._pool.disconnect()
+        await asyncio.sleep(0)  # let the transports close before the loop moves on
 
 
 class ProviderLimiter:

@@ -12,7 +12,7 @@ is set.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -101,12 +101,33 @@ class ProviderGuard:
             metrics.CIRCUIT_STATE.labels(self.name).set(state)
 
 
+class Guards(Mapping[str, ProviderGuard]):
+    """Every provider's guard by provider name, and the Redis pool their windows share."""
+
+    def __init__(self, guards: dict[str, ProviderGuard], redis: RedisWindows | None) -> None:
+        self._guards = guards
+        self._redis = redis
+
+    def __getitem__(self, name: str) -> ProviderGuard:
+        return self._guards[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._guards)
+
+    def __len__(self) -> int:
+        return len(self._guards)
+
+    async def aclose(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+
+
 def build_guards(
     providers: Sequence[Provider],
     urls: Mapping[str, ProviderURL],
     *,
     redis_url: str | None,
-) -> dict[str, ProviderGuard]:
+) -> Guards:
     """A guard per provider name; a provider given in code (no URL) gets the defaults."""
     redis: RedisWindows | None = None
     guards: dict[str, ProviderGuard] = {}
@@ -134,7 +155,7 @@ def build_guards(
             )
         breaker = CircuitBreaker(_breaker_policy(url))
         guards[provider.name] = ProviderGuard(provider.name, breaker, limiter)
-    return guards
+    return Guards(guards, redis)
 
 
 def _breaker_policy(url: ProviderURL) -> BreakerPolicy:
