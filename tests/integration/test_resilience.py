@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client import REGISTRY
 
 from herald import Herald
@@ -19,6 +25,7 @@ from tests.integration.conftest import SmtpServerFactory
 from tests.integration.smtp_server import SmtpTestServer
 
 BUSY = (451, "4.3.0 Try again later")
+HERALD = str(Path(sys.executable).with_name("herald"))
 
 
 def smtp_url(server: SmtpTestServer, **options: Any) -> str:
@@ -195,6 +202,39 @@ async def test_readyz_reports_an_open_circuit(
     assert f'herald_provider_circuit_state{{provider="{name}"}} 2.0' in exposed
 
 
+async def test_a_long_wait_for_a_rate_slot_fails_over_or_defers_without_an_attempt(
+    database_url: str, smtp_server_factory: SmtpServerFactory
+):
+    primary, backup = smtp_server_factory(), smtp_server_factory()
+    name = unique("hourly")
+    email = ",".join(
+        [
+            smtp_url(primary, name=name, rate="2/h", limit_wait=0.2),
+            smtp_url(backup, name="backup", rate="1/h", limit_wait=0),
+        ]
+    )
+    async with Herald(database_url, migrate=True, email=email, poll_interval=0.05) as herald:
+        ids = await send(herald, 4)
+        await herald.drain()
+        views = [await herald.get(nid) for nid in ids]
+
+    by_status = sorted((v.status, v.provider, v.attempts) for v in views)
+    # Two fit the primary's hour, one the backup's; the last waits for a slot, unattempted.
+    assert by_status == [
+        ("retrying", None, 0),
+        ("sent", "backup", 1),
+        ("sent", name, 1),
+        ("sent", name, 1),
+    ]
+    assert (primary.message_count, backup.message_count) == (2, 1)
+    (waiting,) = [v for v in views if v.status == "retrying"]
+    assert waiting.last_error == f"{name} rate limit reached; backup rate limit reached"
+    failed_over = [e.detail for e in waiting.events if e.provider == name]
+    assert failed_over == [f"{name} rate limit reached; failing over to backup"]
+    (over,) = [v for v in views if v.provider == "backup"]
+    assert [e.detail for e in over.events if e.provider == name] == failed_over
+
+
 def busiest_window(times: Sequence[float], seconds: float) -> int:
     """The most arrivals within any ``seconds``-long window."""
     ordered = sorted(times)
@@ -259,6 +299,52 @@ async def test_a_rate_is_shared_through_redis_by_two_workers(
     ):
         arrivals = await arrivals_when_paced([one, two], server, 3 * RATE)
 
+    assert len(arrivals) == 3 * RATE
+    assert busiest_window(arrivals, 1.0) <= RATE + SINK_TOLERANCE
+    assert max(arrivals) - min(arrivals) > 1.5
+
+
+def start_workers(env: dict[str, str], count: int) -> list[subprocess.Popen[bytes]]:
+    command = [HERALD, "worker", "--concurrency", "16"]
+    return [
+        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(count)
+    ]
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> list[int]:
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+    return [worker.wait(60) for worker in workers]
+
+
+@pytest.mark.slow
+async def test_a_rate_is_shared_through_redis_by_two_worker_processes(
+    postgres_url: str, redis_url: str, smtp_server_factory: SmtpServerFactory
+):
+    server = smtp_server_factory()
+    email = smtp_url(server, name=unique("procs"), rate=f"{RATE}/s", concurrency=4)
+    env = {
+        **os.environ,
+        "HERALD_DATABASE_URL": postgres_url,
+        "HERALD_EMAIL": email,
+        "HERALD_REDIS_URL": redis_url,
+        "HERALD_POLL_INTERVAL": "0.05",
+        "HERALD_LOG_LEVEL": "warning",
+    }
+    workers = start_workers(env, 2)
+    try:
+        async with Herald(postgres_url) as herald:
+            await send(herald, RATE)  # warms both workers' SMTP connections
+            await asyncio.to_thread(server.wait_for_messages, RATE, 60)
+            server.clear()
+            await send(herald, 3 * RATE)
+            messages = await asyncio.to_thread(server.wait_for_messages, 3 * RATE, 60)
+    finally:
+        codes = stop_workers(workers)
+
+    assert codes == [0, 0]
+    arrivals = [m.received_at for m in messages]
     assert len(arrivals) == 3 * RATE
     assert busiest_window(arrivals, 1.0) <= RATE + SINK_TOLERANCE
     assert max(arrivals) - min(arrivals) > 1.5
