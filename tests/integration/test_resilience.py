@@ -235,20 +235,25 @@ async def test_a_long_wait_for_a_rate_slot_fails_over_or_defers_without_an_attem
     assert [e.detail for e in over.events if e.provider == name] == failed_over
 
 
-def busiest_window(times: Sequence[float], seconds: float) -> int:
-    """The most arrivals within any ``seconds``-long window."""
-    ordered = sorted(times)
-    return max(
-        sum(1 for t in ordered[i:] if t < start + seconds) for i, start in enumerate(ordered)
-    )
-
-
 RATE = 20
 # The window counts sends as they start; the sink sees them when the SMTP transaction
-# ends, which on a busy machine varies by tens of milliseconds, so a one-second window at
-# the sink may catch a few sends of the neighbouring one. Without the limit (or with two
-# workers not sharing it) it would see 2x the rate or more.
+# ends, which on a busy two-core machine varies by tens of milliseconds (more than a
+# hundred with two worker processes, PostgreSQL and the sink competing), so a one-second
+# window at the sink may catch a few sends of the neighbouring one. Without the limit, or
+# with two workers not sharing it, it sees twice the rate or more.
 SINK_TOLERANCE = RATE // 4
+PROCESSES_SINK_TOLERANCE = RATE // 2
+
+
+def assert_paced(arrivals: Sequence[float], count: int, tolerance: int = SINK_TOLERANCE) -> None:
+    """``count`` arrivals, never more than the rate (give or take the tolerance) in any
+    one-second window, and so spread over more than two windows for three windows' worth."""
+    ordered = sorted(arrivals)
+    relative = [round(t - ordered[0], 3) for t in ordered]
+    busiest = max(sum(1 for t in ordered[i:] if t < start + 1.0) for i, start in enumerate(ordered))
+    assert len(ordered) == count
+    assert busiest <= RATE + tolerance, str(relative)
+    assert ordered[-1] - ordered[0] > (count / RATE - 1) - 0.5, relative
 
 
 async def arrivals_when_paced(
@@ -279,10 +284,7 @@ async def test_a_rate_paces_sends_in_process(
     async with Herald(sqlite_url, migrate=True, email=email, poll_interval=0.05) as herald:
         arrivals = await arrivals_when_paced([herald], server, 3 * RATE)
 
-    assert len(arrivals) == 3 * RATE
-    assert busiest_window(arrivals, 1.0) <= RATE + SINK_TOLERANCE
-    # Three windows' worth cannot arrive in less than two windows.
-    assert max(arrivals) - min(arrivals) > 1.5
+    assert_paced(arrivals, 3 * RATE)
 
 
 async def test_a_rate_is_shared_through_redis_by_two_workers(
@@ -299,9 +301,7 @@ async def test_a_rate_is_shared_through_redis_by_two_workers(
     ):
         arrivals = await arrivals_when_paced([one, two], server, 3 * RATE)
 
-    assert len(arrivals) == 3 * RATE
-    assert busiest_window(arrivals, 1.0) <= RATE + SINK_TOLERANCE
-    assert max(arrivals) - min(arrivals) > 1.5
+    assert_paced(arrivals, 3 * RATE)
 
 
 def start_workers(env: dict[str, str], count: int) -> list[subprocess.Popen[bytes]]:
@@ -345,6 +345,4 @@ async def test_a_rate_is_shared_through_redis_by_two_worker_processes(
 
     assert codes == [0, 0]
     arrivals = [m.received_at for m in messages]
-    assert len(arrivals) == 3 * RATE
-    assert busiest_window(arrivals, 1.0) <= RATE + SINK_TOLERANCE
-    assert max(arrivals) - min(arrivals) > 1.5
+    assert_paced(arrivals, 3 * RATE, PROCESSES_SINK_TOLERANCE)
