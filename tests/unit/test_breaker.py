@@ -28,7 +28,7 @@ def test_consecutive_failures_open_the_circuit_and_a_success_resets_the_count():
     breaker = CircuitBreaker(BreakerPolicy(failures=3, cooldown=10))
     assert not breaker.failed(0)
     assert not breaker.failed(0)
-    breaker.succeeded(0)
+    breaker.succeeded()
     assert not breaker.failed(1)
     assert not breaker.failed(1)
     assert breaker.failed(1)
@@ -44,7 +44,7 @@ def test_half_open_lets_probes_through_and_a_successful_probe_closes():
     assert breaker.allow(10)
     assert not breaker.allow(10)  # both probe slots taken
     assert breaker.retry_at(10) > 10
-    breaker.succeeded(10.5)
+    breaker.succeeded()
     assert breaker.state(10.5) is CircuitState.CLOSED
     assert breaker.trips == 0
 
@@ -139,7 +139,7 @@ class BreakerMachine(RuleBasedStateMachine):
     @rule()
     def success(self) -> None:
         self.in_flight -= 1
-        self.breaker.succeeded(self.now)
+        self.breaker.succeeded()
         assert self.breaker.state(self.now) is CircuitState.CLOSED
         assert self.breaker.trips == 0
         self.run = self.probes = 0

@@ -75,7 +75,11 @@ class Dispatcher:
         refusals: list[Refusal] = []
         for index, (provider, guard) in enumerate(chain):
             following = chain[index + 1][0] if index + 1 < len(chain) else None
-            if guard is not None and (refusal := await guard.enter()) is not None:
+            if (
+                guard is not None
+                and not guard.unhindered
+                and (refusal := await guard.enter()) is not None
+            ):
                 refusals.append(refusal)
                 if following is not None:
                     detail = f"{refusal.reason}; failing over to {following.name}"

@@ -53,6 +53,12 @@ class ProviderGuard:
     def state(self, now: float) -> CircuitState:
         return self.breaker.state(now)
 
+    @property
+    def unhindered(self) -> bool:
+        """No limiter and the circuit closed: :meth:`enter` would let the send through
+        (the dispatcher skips it then; the hot path stays free of it)."""
+        return self.limiter is None and self.breaker.closed
+
     async def enter(self) -> Refusal | None:
         """None: send now, then call :meth:`exit` (or :meth:`abandon`)."""
         now = time.time()
@@ -73,10 +79,14 @@ class ProviderGuard:
         """Report how the send went."""
         if self.limiter is not None:
             self.limiter.exit()
-        now = time.time()
         if error is None or not provider_fault(error):
-            self.breaker.succeeded(now)
-        elif self.breaker.failed(now):
+            was_closed = self.breaker.closed
+            self.breaker.succeeded()
+            if not was_closed:
+                self._show(time.time())
+            return
+        now = time.time()
+        if self.breaker.failed(now):
             metrics.CIRCUIT_TRIPS.labels(self.name).inc()
             log.warning(
                 "circuit_opened",
@@ -85,8 +95,7 @@ class ProviderGuard:
                 retry_at=self.breaker.retry_at(now),
                 error=error.message,
             )
-        if self._shown is not CircuitState.CLOSED or self.breaker.state(now) is not self._shown:
-            self._show(now)
+        self._show(now)
 
     def abandon(self) -> None:
         """The send was interrupted before any outcome (shutdown)."""
