@@ -20,6 +20,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from herald import Herald
+from herald.worker.limits import Rate, RedisWindows
 from tests.integration.api import running_api
 from tests.integration.conftest import SmtpServerFactory
 from tests.integration.smtp_server import SmtpTestServer
@@ -346,3 +347,16 @@ async def test_a_rate_is_shared_through_redis_by_two_worker_processes(
     assert codes == [0, 0]
     arrivals = [m.received_at for m in messages]
     assert_paced(arrivals, 3 * RATE, PROCESSES_SINK_TOLERANCE)
+
+
+async def test_an_unreachable_redis_falls_back_to_a_window_in_the_process():
+    windows = RedisWindows("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    window = windows.window(Rate(2, 3600), unique("unreachable"))
+    try:
+        assert await window.take() is None
+        assert await window.take() is None
+        wait = await window.take()
+        assert wait is not None
+        assert wait > 3000
+    finally:
+        await windows.aclose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -39,7 +41,7 @@ def test_bad_rates_are_configuration_errors(text: str):
 @given(
     amount=st.integers(1, 20),
     per=st.integers(1, 5),
-    steps=st.lists(st.floats(0, 2, allow_nan=False), max_size=200),
+    steps=st.lists(st.floats(0, 2, allow_nan=False), max_size=100),
 )
 def test_the_local_window_never_lets_more_than_the_rate_through(amount, per, steps):
     window, now, taken = LocalWindow(Rate(amount, per)), 0.0, []
@@ -116,3 +118,16 @@ def test_bad_resilience_options_fail_at_start(query: str):
     url = ProviderURL.parse(f"capture://?name=x&{query}")
     with pytest.raises(ConfigurationError):
         build_guards([CaptureProvider(Channel.EMAIL, name="x")], {"x": url}, redis_url=None)
+
+
+async def test_a_send_cancelled_while_waiting_gives_its_slots_back():
+    limiter = ProviderLimiter(window=LocalWindow(Rate(1, 3600)), concurrency=1, max_wait=7200)
+    assert await limiter.enter() is None
+    limiter.exit()
+    waiting = asyncio.create_task(limiter.enter())  # holds the concurrency slot, sleeps
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    limiter.max_wait = 0
+    assert await limiter.enter() is not None  # refused by the rate, not stuck on concurrency

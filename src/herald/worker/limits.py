@@ -154,12 +154,16 @@ class ProviderLimiter:
                 return self.max_wait
         if self._window is None:
             return None
-        while (wait := await self._window.take()) is not None:
-            wait = max(wait, _MIN_SLEEP)
-            if time.monotonic() + wait > deadline:
-                self._release_slot()
-                return wait
-            await asyncio.sleep(wait)
+        try:
+            while (wait := await self._window.take()) is not None:
+                wait = max(wait, _MIN_SLEEP)
+                if time.monotonic() + wait > deadline:
+                    self._release_slot()
+                    return wait
+                await asyncio.sleep(wait)
+        except BaseException:  # cancelled while waiting (shutdown): give the slot back
+            self._release_slot()
+            raise
         return None
 
     def exit(self) -> None:

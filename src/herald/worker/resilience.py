@@ -68,7 +68,11 @@ class ProviderGuard:
         if self._shown is not CircuitState.CLOSED:
             self._show(now)
         if self.limiter is not None:
-            wait = await self.limiter.enter()
+            try:
+                wait = await self.limiter.enter()
+            except BaseException:
+                self.breaker.abandon()
+                raise
             if wait is not None:
                 self.breaker.abandon()
                 metrics.RATE_LIMITED.labels(self.name).inc()
