@@ -20,7 +20,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from herald import Herald
-from herald.worker.limits import Rate, RedisWindows
+from herald.domain.breaker import CircuitState
+from herald.worker.limits import Rate
+from herald.worker.redis_windows import RedisWindows
 from tests.integration.api import running_api
 from tests.integration.conftest import SmtpServerFactory
 from tests.integration.smtp_server import SmtpTestServer
@@ -111,7 +113,8 @@ async def test_half_open_probe_reopens_on_failure_and_closes_on_success(
         # Past the cool-down the next message is a probe; it fails, so the circuit
         # re-opens for twice as long.
         await asyncio.sleep(max(breaker.retry_at(time.time()) - time.time(), 0) + 0.05)
-        assert metric("herald_provider_circuit_state", name) == 2
+        assert herald.guards[name].state(time.time()) is CircuitState.HALF_OPEN
+        assert metric("herald_provider_circuit_state", name) == 1
         (probe,) = await send(herald)
         await herald.drain()
         assert (mail_commands(primary), breaker.trips) == (2, 2)

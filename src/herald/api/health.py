@@ -110,4 +110,7 @@ async def prometheus(herald: HeraldDep) -> Response:
         depth = {}
     for status, count in depth.items():
         metrics.QUEUE_DEPTH.labels(status).set(count)
+    now = time.time()
+    for guard in herald.guards.values():
+        guard.state(now)  # an open circuit whose cool-down ended shows as half-open
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,11 +1,11 @@
 """Per-provider rate limits (messages per second, minute or hour) and concurrency caps.
 
 A rate is a moving window: at most ``amount`` sends in any ``per`` seconds. With
-``HERALD_REDIS_URL`` set the window lives in Redis (the ``limits`` library's moving-window
-strategy, one Lua call per send), so every worker process on every node shares it;
-otherwise each process keeps its own. A sender that finds the window full sleeps until the
-oldest send leaves it, and gives up once the wait would pass ``max_wait`` seconds: the
-dispatcher then fails over or defers the notification (no attempt is used).
+``HERALD_REDIS_URL`` set the window lives in Redis (:mod:`herald.worker.redis_windows`), so
+every worker process on every node shares it; otherwise each process keeps its own. A
+sender that finds the window full sleeps until the oldest send leaves it, and gives up once
+the wait would pass ``max_wait`` seconds: the dispatcher then fails over or defers the
+notification (no attempt is used).
 """
 
 from __future__ import annotations
@@ -17,15 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-import coredis
-import structlog
-from limits import RateLimitItemPerSecond
-from limits.aio.storage import RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
-
 from herald.domain.errors import ConfigurationError
-
-log = structlog.get_logger(__name__)
 
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*([1-9]\d*)?\s*(s|sec|second|m|min|minute|h|hour)s?\s*$", re.I)
 _UNIT_SECONDS = {
@@ -83,55 +75,6 @@ class LocalWindow:
             sent.append(now)
             return None
         return sent[0] + rate.per - now
-
-
-class RedisWindow:
-    """The window in Redis, shared by every process that names the same provider.
-
-    If Redis cannot be reached the process falls back to its own window (logged) rather
-    than stop delivering: the provider's own limit then answers with 429s, which are
-    transient failures."""
-
-    def __init__(self, limiter: MovingWindowRateLimiter, rate: Rate, key: str) -> None:
-        self._limiter = limiter
-        self._item = RateLimitItemPerSecond(rate.amount, rate.per)
-        self._key = key
-        self._fallback = LocalWindow(rate)
-
-    async def take(self) -> float | None:
-        try:
-            if await self._limiter.hit(self._item, self._key):
-                return None
-            stats = await self._limiter.get_window_stats(self._item, self._key)
-        except Exception as exc:
-            log.warning("rate_limit_storage_failed", provider=self._key, error=str(exc))
-            return await self._fallback.take()
-        return stats.reset_time - time.time()
-
-
-class RedisWindows:
-    """One Redis connection pool for every provider's window (ours, so it can be closed)."""
-
-    def __init__(self, redis_url: str) -> None:
-        plain = redis_url.removeprefix("async+")
-        try:
-            self._pool = coredis.ConnectionPool.from_url(plain)
-            storage = RedisStorage(
-                f"async+{plain}",
-                key_prefix="herald:rate",
-                # Documented by limits, though its signature types options as scalars.
-                connection_pool=self._pool,  # type: ignore[arg-type]
-            )
-        except Exception as exc:
-            raise ConfigurationError(f"HERALD_REDIS_URL: {exc}") from None
-        self._limiter = MovingWindowRateLimiter(storage)
-
-    def window(self, rate: Rate, provider: str) -> RedisWindow:
-        return RedisWindow(self._limiter, rate, provider)
-
-    async def aclose(self) -> None:
-        self._pool.disconnect()
-        await asyncio.sleep(0)  # let the transports close before the loop moves on
 
 
 class ProviderLimiter:

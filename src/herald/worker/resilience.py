@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -21,7 +22,10 @@ from herald import metrics
 from herald.domain.breaker import BreakerPolicy, CircuitBreaker, CircuitState, provider_fault
 from herald.domain.errors import ConfigurationError, DeliveryError
 from herald.providers.base import Provider, ProviderURL
-from herald.worker.limits import LocalWindow, ProviderLimiter, Rate, RedisWindows, Window
+from herald.worker.limits import LocalWindow, ProviderLimiter, Rate, Window
+
+if TYPE_CHECKING:
+    from herald.worker.redis_windows import RedisWindows
 
 log = structlog.get_logger(__name__)
 
@@ -51,7 +55,10 @@ class ProviderGuard:
         metrics.CIRCUIT_STATE.labels(name).set(CircuitState.CLOSED)
 
     def state(self, now: float) -> CircuitState:
-        return self.breaker.state(now)
+        """The breaker's state now (an open circuit half-opens with time alone: this also
+        brings the gauge up to date)."""
+        self._show(now)
+        return self._shown
 
     @property
     def unhindered(self) -> bool:
@@ -153,7 +160,11 @@ def build_guards(
         if raw := url.option("rate"):
             rate = Rate.parse(raw)
             if redis_url:
-                redis = redis or RedisWindows(redis_url)
+                if redis is None:
+                    # Imported only when used: coredis and limits add ~13 MB.
+                    from herald.worker.redis_windows import RedisWindows
+
+                    redis = RedisWindows(redis_url)
                 window = redis.window(rate, provider.name)
             else:
                 window = LocalWindow(rate)
