@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,15 +135,18 @@ def notification(i: int, body_bytes: int) -> dict[str, Any]:
     }
 
 
-async def load(opts: Options, url: str) -> tuple[float, float]:
-    """Send every notification; returns (first request start, last accept) as Unix times."""
+async def load(
+    opts: Options, url: str, build: Callable[[int, int], dict[str, Any]] = notification
+) -> tuple[float, float]:
+    """Send every notification (``build(i, body_bytes)``); returns (first request start,
+    last accept) as Unix times."""
     connector = aiohttp.TCPConnector(limit=256)
     async with aiohttp.ClientSession(connector=connector) as session:
         if opts.mode == "batch":
             bodies = [
                 {
                     "notifications": [
-                        notification(i, opts.body_bytes)
+                        build(i, opts.body_bytes)
                         for i in range(start, min(start + opts.batch_size, opts.n))
                     ]
                 }
@@ -152,7 +155,7 @@ async def load(opts: Options, url: str) -> tuple[float, float]:
             target = f"{url}/v1/notifications/batch"
             per_request, in_flight = opts.batch_size, opts.in_flight
         else:
-            bodies = [notification(i, opts.body_bytes) for i in range(opts.n)]
+            bodies = [build(i, opts.body_bytes) for i in range(opts.n)]
             target, per_request, in_flight = f"{url}/v1/notifications", 1, 64
         payloads = [json.dumps(b).encode() for b in bodies]
         queue: asyncio.Queue[bytes] = asyncio.Queue()
@@ -260,10 +263,26 @@ async def run(opts: Options) -> dict[str, Any]:
                 started, accepted = await load(opts, f"http://127.0.0.1:{port}")
                 times = await wait_delivered(db_url, opts.n)
                 rss = peak_rss_mb(proc.pid)
+    return {
+        **summary("email", opts, started, accepted, times, rss),
+        "smtp_pool_size": opts.pool_size,
+        "worker_concurrency": opts.concurrency,
+    }
+
+
+def summary(
+    scenario: str,
+    opts: Options,
+    started: float,
+    accepted: float,
+    times: list[tuple[float, float, float]],
+    rss: float,
+) -> dict[str, Any]:
+    """The figures every end-to-end scenario prints."""
     last_sent = max(sent for _c, sent, _s in times)
     latencies = [sent - created for created, sent, _s in times]
     return {
-        "scenario": "email",
+        "scenario": scenario,
         "db": opts.db,
         "mode": opts.mode,
         "n": opts.n,
@@ -277,6 +296,4 @@ async def run(opts: Options) -> dict[str, Any]:
             "mean": round(statistics.fmean(latencies) * 1000, 1),
         },
         "peak_rss_mb": round(rss, 1),
-        "smtp_pool_size": opts.pool_size,
-        "worker_concurrency": opts.concurrency,
     }

@@ -36,6 +36,12 @@ OUTCOMES_DROPPED = Counter(
     "herald_outcomes_dropped",
     "Outcomes the database refused to store (the notification is retried when its lease ends)",
 )
+DELIVERY_REPORTS = Counter(
+    "herald_delivery_reports",
+    "Provider status callbacks received, by reported state (delivered, failed, progress) or "
+    "unmatched (no notification has that provider message id)",
+    ["provider", "state"],
+)
 ACCEPT_TO_SENT = Histogram(
     "herald_accept_to_sent_seconds",
     "Time from due (accept, or send_at) to the provider's acceptance",

@@ -23,7 +23,8 @@ from pydantic import ValidationError
 from herald import logs, metrics
 from herald.config import Settings
 from herald.domain.channels import Channel
-from herald.domain.errors import ConfigurationError
+from herald.domain.delivery_reports import DeliveryReport
+from herald.domain.errors import ConfigurationError, NotFound
 from herald.domain.message import Address
 from herald.domain.network import parse_networks
 from herald.pipeline.accept import AcceptPolicy, Pipeline
@@ -38,6 +39,7 @@ from herald.store import migrate
 from herald.store.api_keys import ApiKeyStore
 from herald.store.captured import CapturedStore
 from herald.store.database import Database
+from herald.store.delivery_reports import DeliveryReportStore
 from herald.store.notifications import NotificationStore
 from herald.store.queue import QueueStore
 from herald.store.records import NewNotification
@@ -83,7 +85,7 @@ class Herald:
                 Channel.CHAT: s.chat,
                 Channel.WEBHOOK: s.webhook,
             }
-            configured = build_providers(urls)
+            configured = build_providers(urls, public_url=s.public_url)
             if self._given_providers is not None:
                 configured.update({c: list(p) for c, p in self._given_providers.items()})
             self.guards = build_guards(
@@ -99,6 +101,7 @@ class Herald:
         self.notifications = NotificationStore(self.db)
         self.queue = QueueStore(self.db)
         self.captured = CapturedStore(self.db)
+        self.delivery_reports = DeliveryReportStore(self.db)
         self.api_keys = ApiKeyStore(self.db)
         self.pipeline = Pipeline(
             self.notifications,
@@ -233,6 +236,19 @@ class Herald:
         await self.notifications.retry_dead(notification_id, now=time.time(), actor=actor)
         self.wakeup.notify()
         return await self.get(notification_id)
+
+    async def record_delivery_report(self, report: DeliveryReport) -> str:
+        """Apply a provider's delivery report (a status callback); returns the notification's
+        id. Raises NotFound when no notification has that provider message id."""
+        found = await self.delivery_reports.apply(report, now=time.time())
+        state = report.state.value if found is not None else "unmatched"
+        metrics.DELIVERY_REPORTS.labels(report.provider, state).inc()
+        if found is None:
+            raise NotFound(
+                f"no notification sent by {report.provider} as {report.provider_message_id!r}"
+            )
+        self.wakeup.notify()  # a failure may have queued a channel fallback
+        return found
 
     # -- delivering ------------------------------------------------------------------------
 

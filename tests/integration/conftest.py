@@ -9,7 +9,16 @@ import pytest
 import trustme
 
 from tests.integration.api import Api, running_api
+from tests.integration.http_fakes import (
+    FakeChat,
+    FakePostmark,
+    FakeResend,
+    FakeSendGrid,
+    serving,
+)
 from tests.integration.smtp_server import SmtpTestServer, TlsMode
+from tests.integration.twilio_server import TwilioServer
+from tests.integration.vonage_server import VonageServer
 
 # --- SMTP: a real aiosmtpd server (tests/integration/smtp_server.py) ---------------------
 
@@ -95,3 +104,49 @@ async def sqlite_api(sqlite_url: str) -> AsyncIterator[Api]:
     """The API on SQLite only, for tests where the database does not matter."""
     async with running_api(sqlite_url) as running:
         yield running
+
+
+# --- Third-party HTTP APIs on loopback (tests/integration/http_fakes.py) --------------------
+
+
+@pytest.fixture
+async def sendgrid() -> AsyncIterator[FakeSendGrid]:
+    async with serving(FakeSendGrid()) as api:
+        yield api
+
+
+@pytest.fixture
+async def resend() -> AsyncIterator[FakeResend]:
+    async with serving(FakeResend()) as api:
+        yield api
+
+
+@pytest.fixture
+async def postmark() -> AsyncIterator[FakePostmark]:
+    async with serving(FakePostmark()) as api:
+        yield api
+
+
+@pytest.fixture
+async def chat_server() -> AsyncIterator[FakeChat]:
+    async with serving(FakeChat()) as api:
+        yield api
+
+
+# --- SMS: local stand-ins for Twilio and Vonage (tests/integration/*_server.py) ---------------
+
+
+@pytest.fixture
+async def twilio_server() -> AsyncIterator[TwilioServer]:
+    server = TwilioServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def vonage_server() -> AsyncIterator[VonageServer]:
+    server = VonageServer()
+    await server.start()
+    yield server
+    await server.stop()

@@ -19,6 +19,8 @@ ROUTES = {
     "/healthz": {"get"},
     "/readyz": {"get"},
     "/metrics": {"get"},
+    "/inbound/twilio/status": {"post"},
+    "/inbound/vonage/status": {"post"},
 }
 
 

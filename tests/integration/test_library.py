@@ -377,6 +377,9 @@ async def test_stopping_the_worker_keeps_an_outcome_that_is_being_written(postgr
             provider.release.set()
 
             async def write_waits() -> bool:
+                # Inside a transaction pg_stat_activity is a snapshot taken at its first
+                # use; clear it so each check sees the sessions as they are now.
+                await locker.execute("SELECT pg_stat_clear_snapshot()")
                 blocked = await locker.fetchval(
                     "SELECT count(*) FROM pg_stat_activity"
                     " WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"

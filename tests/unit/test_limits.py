@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from herald.domain.channels import Channel
 from herald.domain.errors import ConfigurationError
-from herald.providers.base import ProviderURL
+from herald.providers.base import RESILIENCE_OPTIONS, ProviderURL
 from herald.providers.capture import CaptureProvider
 from herald.providers.registry import build_providers, provider_urls
 from herald.worker.limits import LocalWindow, ProviderLimiter, Rate
@@ -131,3 +131,12 @@ async def test_a_send_cancelled_while_waiting_gives_its_slots_back():
         await waiting
     limiter.max_wait = 0
     assert await limiter.enter() is not None  # refused by the rate, not stuck on concurrency
+
+
+def test_providers_get_their_url_without_the_workers_options():
+    url = ProviderURL.parse("apprise+json://chat.example.org/hook?rate=2/s&breaker_failures=3&x=1")
+    stripped = url.without(RESILIENCE_OPTIONS)
+    assert stripped.query == {"x": "1"}
+    assert stripped.raw == "apprise+json://chat.example.org/hook?x=1"
+    plain = ProviderURL.parse("apprise+json://chat.example.org/hook?x=%2F")
+    assert plain.without(RESILIENCE_OPTIONS) is plain  # Apprise reads its own encoding

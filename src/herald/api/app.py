@@ -10,7 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
 from herald import __version__
-from herald.api import captured, dead_letters, errors, health, notifications
+from herald.api import captured, dead_letters, errors, health, inbound, notifications
 from herald.api.auth import KeyCheck
 from herald.api.deps import authenticated
 from herald.api.limits import BodyLimit
@@ -54,6 +54,7 @@ def create_app(
     app.include_router(dead_letters.router, dependencies=secured)
     app.include_router(captured.router, dependencies=secured)
     app.include_router(health.router)
+    app.include_router(inbound.router)  # providers sign their callbacks instead of a key
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

@@ -227,6 +227,8 @@ class Delivery:
     content: Content
     #: Stable per notification: passed to providers that deduplicate on a key.
     idempotency_key: str = ""
+    #: The notification's category, for providers that tag messages with it.
+    category: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar, runtime_checkable
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from herald.domain.channels import Channel
 from herald.domain.errors import ConfigurationError, PermanentError
@@ -17,8 +17,8 @@ from herald.domain.message import Delivery, Receipt
 
 C = TypeVar("C")
 
-#: Options every provider URL accepts that the worker reads (circuit breaker, rate limit,
-#: concurrency); the registry removes them before a provider sees its URL.
+#: Options every provider URL accepts that the worker reads (circuit breaker, rate limit);
+#: the registry removes them before a provider sees its URL.
 RESILIENCE_OPTIONS = frozenset(
     {
         "breaker_failures",
@@ -26,10 +26,12 @@ RESILIENCE_OPTIONS = frozenset(
         "breaker_max_cooldown",
         "breaker_probes",
         "rate",
-        "concurrency",
         "limit_wait",
     }
 )
+#: ``concurrency`` (sends in flight at once per process) is read by the worker and left on
+#: the URL: a provider may size its own resources by it (Apprise's threads do).
+CONCURRENCY_OPTION = "concurrency"
 
 
 @runtime_checkable
@@ -86,7 +88,11 @@ class ProviderURL:
         try:
             port = parts.port
         except ValueError as exc:
-            raise ConfigurationError(f"provider URL {redact(url)!r}: {exc}") from None
+            # ``apprise+tgram://123:TOKEN/…``: a URL handed on to another library (a ``+``
+            # scheme) is that library's to judge; its netloc need not hold a port.
+            if "+" not in parts.scheme:
+                raise ConfigurationError(f"provider URL {redact(url)!r}: {exc}") from None
+            port = None
         return cls(
             raw=url.strip(),
             scheme=parts.scheme.lower(),
@@ -99,9 +105,15 @@ class ProviderURL:
         )
 
     def without(self, keys: frozenset[str]) -> ProviderURL:
-        """The same URL minus the query options named in ``keys``."""
-        query = {k: v for k, v in self.query.items() if k not in keys}
-        return replace(self, query=query)
+        """The same URL minus the query options named in ``keys`` (in ``raw`` too, for
+        providers that hand their URL on, as Apprise's does; untouched if none is there)."""
+        if not keys & self.query.keys():
+            return self
+        parts = urlsplit(self.raw)
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        kept = [(k, v) for k, v in pairs if k not in keys]
+        raw = urlunsplit(parts._replace(query=urlencode(kept)))
+        return replace(self, raw=raw, query={k: v for k, v in self.query.items() if k not in keys})
 
     def option(self, key: str, default: str | None = None) -> str | None:
         return self.query.get(key, default)
@@ -145,11 +157,14 @@ class ProviderURL:
 
 
 def redact(url: str) -> str:
-    """The URL with its password (and any ``token``/``key`` query values) hidden."""
+    """The URL with its password (and any ``token``/``key`` query values) hidden; a user
+    name without a password is an API key (``sendgrid://KEY@``) and is hidden too."""
     parts = urlsplit(url)
     netloc = parts.netloc
     if parts.password:
         netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    elif parts.username:
+        netloc = "***@" + netloc.split("@", 1)[1]
     query = "&".join(
         f"{k}=***"
         if any(s in k.lower() for s in ("token", "key", "secret", "password"))

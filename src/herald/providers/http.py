@@ -17,7 +17,8 @@ from typing import Any
 import aiohttp
 
 from herald import __version__
-from herald.domain.errors import DeliveryError, PermanentError, TransientError
+from herald.domain.errors import ConfigurationError, DeliveryError, PermanentError, TransientError
+from herald.providers.base import ProviderURL
 
 USER_AGENT = f"Herald/{__version__}"
 #: Statuses worth retrying: timeouts, "too early", rate limits and server errors.
@@ -129,3 +130,13 @@ def classify_status(
     if 300 <= status < 400:
         return PermanentError(f"{message} (redirects are not followed)", code=label)
     return PermanentError(message, code=label)
+
+
+def client_from_url(url: ProviderURL) -> HttpClient:
+    """An :class:`HttpClient` from a provider URL's ``timeout`` (seconds, default 30) and
+    ``max_connections`` (default 100) options; ConfigurationError unless both are positive."""
+    timeout = url.number("timeout", 30.0)
+    max_connections = url.integer("max_connections", 100)
+    if timeout <= 0 or max_connections <= 0:
+        raise ConfigurationError(f"{url.redacted}: timeout and max_connections must be positive")
+    return HttpClient(timeout=timeout, max_connections=max_connections)

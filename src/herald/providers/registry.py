@@ -1,7 +1,10 @@
 """Building providers from settings: URLs per channel, built-in schemes and entry points.
 
+A scheme ``base+rest`` that is not registered itself goes to ``base`` (``apprise+slack://``
+is the ``apprise`` provider, which hands ``slack://…`` to Apprise).
 Third-party packages add schemes through the ``herald.providers`` entry-point group; the
 entry point names the scheme and points at a callable ``(url, *, name, channel) -> Provider``.
+Built-in factories may also take ``public_url`` (where provider callbacks reach Herald).
 """
 
 from __future__ import annotations
@@ -28,16 +31,29 @@ Factory = Callable[..., Provider]
 _BUILTIN: dict[str, tuple[str, str, frozenset[Channel]]] = {
     "smtp": ("herald.providers.smtp", "SmtpProvider", frozenset({Channel.EMAIL})),
     "capture": ("herald.providers.capture", "CaptureProvider", frozenset(Channel)),
+    "sendgrid": ("herald.providers.sendgrid", "SendGridProvider", frozenset({Channel.EMAIL})),
+    "resend": ("herald.providers.resend", "ResendProvider", frozenset({Channel.EMAIL})),
+    "postmark": ("herald.providers.postmark", "PostmarkProvider", frozenset({Channel.EMAIL})),
+    "apprise": ("herald.providers.apprise_chat", "AppriseProvider", frozenset({Channel.CHAT})),
+    "twilio": ("herald.providers.twilio", "TwilioProvider", frozenset({Channel.SMS})),
+    "vonage": ("herald.providers.vonage", "VonageProvider", frozenset({Channel.SMS})),
 }
 
 
-def build_providers(urls_by_channel: dict[Channel, str | None]) -> dict[Channel, list[Provider]]:
-    """Providers per channel in failover order; a channel with none gets the capture provider."""
+def build_providers(
+    urls_by_channel: dict[Channel, str | None], *, public_url: str | None = None
+) -> dict[Channel, list[Provider]]:
+    """Providers per channel in failover order; a channel with none gets the capture provider.
+
+    ``public_url`` (HERALD_PUBLIC_URL) is handed to providers that ask the outside service to
+    call Herald back (delivery status callbacks). The resilience options are the worker's:
+    providers get their URL without them."""
     built: dict[Channel, list[Provider]] = {channel: [] for channel in Channel}
     for channel, name, url in _named_urls(urls_by_channel):
+        factory = _factory(url.scheme, channel)
         provider_url = url.without(RESILIENCE_OPTIONS)
         built[channel].append(
-            _factory(url.scheme, channel)(provider_url, name=name, channel=channel)
+            factory(provider_url, name=name, channel=channel, public_url=public_url)
         )
     return {
         channel: providers or [CaptureProvider(channel)] for channel, providers in built.items()
@@ -74,28 +90,35 @@ def _default_name(scheme: str, taken: set[str]) -> str:
 
 
 def _factory(scheme: str, channel: Channel) -> Factory:
-    builtin = _BUILTIN.get(scheme)
+    # ``apprise+slack``: a scheme with a ``+`` is served by the provider named before it.
+    builtin = _BUILTIN.get(scheme) or _BUILTIN.get(scheme.partition("+")[0])
     if builtin is not None:
         module, attribute, channels = builtin
         if channel not in channels:
             served = ", ".join(sorted(c.value for c in channels))
             raise ConfigurationError(f"{scheme}:// serves {served}, not {channel.value}")
         cls: Any = getattr(importlib.import_module(module), attribute)
-        return _with_channel(cls.from_url)
+        return _taking_what_it_needs(cls.from_url)
     for entry in entry_points(group="herald.providers"):
         if entry.name == scheme:
-            factory: Factory = entry.load()
-            return factory
+            return _taking_what_it_needs(entry.load())
     known = ", ".join(sorted(_BUILTIN))
     raise ConfigurationError(f"unknown provider scheme {scheme}:// (built in: {known})")
 
 
-def _with_channel(from_url: Callable[..., Provider]) -> Factory:
-    """Pass ``channel`` only to factories that take it (single-channel providers don't)."""
-    if "channel" in inspect.signature(from_url).parameters:
+def _taking_what_it_needs(from_url: Callable[..., Provider]) -> Factory:
+    """Pass ``channel`` and ``public_url`` only to factories that take them (single-channel
+    providers don't need the channel; only providers with callbacks need the public URL)."""
+    accepted = inspect.signature(from_url).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        return from_url
+    optional = [key for key in ("channel", "public_url") if key not in accepted]
+    if not optional:
         return from_url
 
-    def build(url: ProviderURL, *, name: str, channel: Channel) -> Provider:
-        return from_url(url, name=name)
+    def build(url: ProviderURL, *, name: str, **context: Any) -> Provider:
+        for key in optional:
+            context.pop(key)
+        return from_url(url, name=name, **context)
 
     return build

@@ -22,7 +22,7 @@ from herald.store.tables import captured, events, notifications
 
 _CLAIMED_COLUMNS = (
     "id, channel, recipient, payload, priority, attempts, max_attempts, send_at, due_at, "
-    "expires_at, created_at, idempotency_key, lease_token"
+    "expires_at, created_at, idempotency_key, lease_token, category"
 )
 _CLAIM_SET = (
     "status = 'sending', attempts = attempts + 1, lease_token = :token, "
@@ -245,7 +245,7 @@ def _sqlite_complete(
 _ENDED = frozenset({"dead", "failed"})
 
 
-def _spawn_fallbacks(conn: sa.Connection, dialect: Dialect, ended: list[str], actor: str) -> None:
+def spawn_fallbacks(conn: sa.Connection, dialect: Dialect, ended: list[str], actor: str) -> None:
     """Queue the next fallback of each notification that just died or failed (prepared at
     accept time), linked both ways: ``fallback_of`` and an event on each timeline."""
     n = notifications.c
@@ -375,7 +375,7 @@ class QueueStore:
                 conn.execute(captured.insert(), kept)
             ended = [o["id"] for o in outcomes if o["status"] in _ENDED and o["id"] in applied]
             if ended:
-                _spawn_fallbacks(conn, self.db.dialect, ended, actor)
+                spawn_fallbacks(conn, self.db.dialect, ended, actor)
             return applied
 
         single = self._single and not captures and not any(o["status"] in _ENDED for o in outcomes)

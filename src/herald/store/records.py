@@ -46,6 +46,7 @@ class Claimed(NamedTuple):
     created_at: float
     idempotency_key: str | None
     lease_token: int
+    category: str | None
 
 
 class Outcome(TypedDict):

@@ -82,6 +82,14 @@ notifications = sa.Table(
         postgresql_where=sa.text("recipient_id IS NOT NULL"),
         sqlite_where=sa.text("recipient_id IS NOT NULL"),
     ),
+    # Provider callbacks (delivery reports) look a notification up by the provider's id.
+    sa.Index(
+        "ix_notifications_provider_message_id",
+        "provider_message_id",
+        "provider",
+        postgresql_where=sa.text("provider_message_id IS NOT NULL"),
+        sqlite_where=sa.text("provider_message_id IS NOT NULL"),
+    ),
     sa.Index(
         "uq_notifications_idempotency_key",
         "idempotency_key",

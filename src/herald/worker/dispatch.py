@@ -68,6 +68,7 @@ class Dispatcher:
             attempt=row.attempts,
             content=content_from_payload(channel, orjson.loads(row.payload)),
             idempotency_key=row.idempotency_key or row.id,
+            category=row.category,
         )
         chain = self._chains[channel]
         events: list[NewEvent] = []

@@ -21,7 +21,7 @@ import structlog
 from herald import metrics
 from herald.domain.breaker import BreakerPolicy, CircuitBreaker, CircuitState, provider_fault
 from herald.domain.errors import ConfigurationError, DeliveryError
-from herald.providers.base import Provider, ProviderURL
+from herald.providers.base import CONCURRENCY_OPTION, Provider, ProviderURL
 from herald.worker.limits import LocalWindow, ProviderLimiter, Rate, Window
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ def build_guards(
                 window = redis.window(rate, provider.name)
             else:
                 window = LocalWindow(rate)
-        concurrency = url.integer("concurrency", 0)
+        concurrency = url.integer(CONCURRENCY_OPTION, 0)
         limit_wait = url.number("limit_wait", DEFAULT_LIMIT_WAIT)
         if concurrency < 0 or limit_wait < 0:
             raise ConfigurationError(f"{url.redacted}: concurrency and limit_wait must be >= 0")

@@ -1,0 +1,149 @@
+"""What the HTTP email API providers (SendGrid, Resend, Postmark) share: their URL settings
+and one POST that tells a request that never left from one whose outcome is unknown.
+
+Their URLs all read ``scheme://API_KEY@?from=…&base_url=…&timeout=…&name=…``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.utils import getaddresses
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+import structlog
+
+from herald.domain.errors import ConfigurationError, TransientError, UnknownOutcome
+from herald.domain.message import Address
+from herald.providers.base import ProviderURL
+from herald.providers.http import HttpClient, HttpResponse
+
+log = structlog.get_logger(__name__)
+
+#: Options every HTTP email API URL accepts (``name`` is read by the registry).
+#: ``concurrency``: every provider URL accepts it; the worker reads it.
+COMMON_OPTIONS = frozenset({"from", "base_url", "timeout", "name", "concurrency"})
+_MAILBOX = re.compile(r"^[^\s<>@,;\"]+@[^\s<>@,;\"]+$")
+# Display names with these need quoting in a "Name <addr>" string (RFC 5322 specials).
+_SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
+
+
+@dataclass(frozen=True, slots=True)
+class EmailApiSettings:
+    """An HTTP email API URL, validated: the key, the endpoint and the default sender."""
+
+    api_key: str
+    base_url: str
+    sender: Address
+    timeout: float = 30.0
+
+    @classmethod
+    def from_url(
+        cls,
+        url: ProviderURL,
+        *,
+        default_base_url: str,
+        options: frozenset[str] = COMMON_OPTIONS,
+    ) -> EmailApiSettings:
+        """Parse ``scheme://API_KEY@?from=…``; raises ConfigurationError naming the problem."""
+        where = url.redacted
+        api_key = url.username or url.password
+        if not api_key:
+            raise ConfigurationError(f"{where}: no API key (write {url.scheme}://API_KEY@)")
+        raw_from = url.option("from")
+        if not raw_from:
+            raise ConfigurationError(
+                f"{where}: option from= (the default sender, e.g. from=noreply@example.org) "
+                "is required"
+            )
+        base_url = (url.option("base_url") or default_base_url).rstrip("/")
+        parts = urlsplit(base_url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ConfigurationError(f"{where}: base_url={base_url!r} is not an http(s) URL")
+        timeout = url.number("timeout", 30.0)
+        if timeout <= 0:
+            raise ConfigurationError(f"{where}: timeout={timeout} must be positive")
+        for key in url.query.keys() - options:
+            log.warning("email_api.unknown_option", url=where, option=key)
+        return cls(
+            api_key=api_key,
+            base_url=base_url,
+            sender=parse_sender(raw_from, where),
+            timeout=timeout,
+        )
+
+
+def parse_sender(value: str, where: str) -> Address:
+    """One address, ``noreply@example.org`` or ``Name <noreply@example.org>``."""
+    parsed = getaddresses([value])
+    if len(parsed) != 1 or not _MAILBOX.match(parsed[0][1]):
+        raise ConfigurationError(
+            f"{where}: from={value!r} is not one address (e.g. 'Name <noreply@example.org>')"
+        )
+    name, addr = parsed[0]
+    return Address(name, addr)
+
+
+def mailbox(address: Address) -> str:
+    """``Name <addr>`` as the JSON APIs take it (UTF-8, no RFC 2047 encoding)."""
+    if not address.name:
+        return address.addr
+    name = address.name
+    if _SPECIALS.search(name):
+        escaped = name.replace("\\", "\\\\").replace('"', '\\"')
+        name = f'"{escaped}"'
+    return f"{name} <{address.addr}>"
+
+
+def unique(addresses: tuple[Address, ...], seen: set[str]) -> list[Address]:
+    """The addresses not yet in ``seen`` (compared case-insensitively), adding them to it.
+
+    APIs that refuse one address twice in a message (SendGrid) get each only once.
+    """
+    kept: list[Address] = []
+    for address in addresses:
+        key = address.addr.lower()
+        if key not in seen:
+            seen.add(key)
+            kept.append(address)
+    return kept
+
+
+async def post_json(
+    client: HttpClient,
+    url: str,
+    body: dict[str, Any],
+    *,
+    headers: dict[str, str],
+    what: str,
+    idempotent: bool,
+) -> HttpResponse:
+    """POST ``body`` as JSON.
+
+    A request that could not connect was never sent: plain TransientError (fail over). A
+    timeout or a dropped connection after sending may have been accepted: unless the API
+    deduplicates (``idempotent``), that is an UnknownOutcome, retried on the same provider
+    and counted as a possible duplicate rather than sent again through another one.
+    """
+    try:
+        return await client.request(
+            "POST",
+            url,
+            data=orjson.dumps(body),
+            headers={"Content-Type": "application/json", "Accept": "application/json", **headers},
+        )
+    except TransientError as error:
+        if idempotent or isinstance(error.__cause__, aiohttp.ClientConnectorError):
+            raise
+        raise UnknownOutcome(f"{what}: {error.message}; it may have been accepted") from error
+
+
+def json_body(response: HttpResponse) -> Any:
+    """The response's JSON, or None when it has none (an HTML error page, a cut body)."""
+    try:
+        return orjson.loads(response.body)
+    except orjson.JSONDecodeError:
+        return None

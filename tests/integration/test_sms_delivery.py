@@ -1,0 +1,303 @@
+"""SMS end to end: accepted over the API, delivered by the worker through Twilio or Vonage
+(local stand-ins), completed by their status callbacks; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from herald.domain.message import Email
+from tests.integration.api import Api, running_api
+from tests.integration.twilio_server import TwilioServer
+from tests.integration.vonage_server import VonageServer
+
+PUBLIC = "https://herald.example.org"
+TO = "+14155552671"
+
+
+@asynccontextmanager
+async def herald_with(database_url: str, sms: str) -> AsyncIterator[Api]:
+    async with running_api(database_url, sms=sms, public_url=PUBLIC) as api:
+        yield api
+
+
+async def send_sms(api: Api, body: str = "Your code is 123456", **fields: Any) -> str:
+    response = await api.client.post(
+        "/v1/notifications", json={"channel": "sms", "to": TO, "body": body, **fields}
+    )
+    assert response.status_code == 202, response.text
+    notification_id: str = response.json()["id"]
+    return notification_id
+
+
+async def post_twilio_callback(
+    api: Api, url: str, form: dict[str, str], headers: dict[str, str]
+) -> httpx.Response:
+    """POST what Twilio would send to ``url`` (under PUBLIC) to the app."""
+    assert url.startswith(PUBLIC)
+    return await api.client.post(urlsplit(url).path, data=form, headers=headers)
+
+
+def callback_events(view: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(e["status"], e["detail"]) for e in view["events"] if e["actor"] == "provider-callback"]
+
+
+async def test_twilio_delivers_and_its_callbacks_complete_the_timeline(
+    database_url: str, twilio_server: TwilioServer
+):
+    async with herald_with(database_url, twilio_server.url()) as api:
+        nid = await send_sms(api)
+        await api.herald.drain()
+
+        view = await api.get(nid)
+        (message,) = twilio_server.messages
+        assert (view["status"], view["provider"]) == ("sent", "twilio")
+        assert view["provider_message_id"] == message.sid
+        assert message.form["To"] == TO
+        assert message.form["Body"] == "Your code is 123456"
+        assert message.form["StatusCallback"] == f"{PUBLIC}/inbound/twilio/status"
+
+        for status in ("sent", "delivered", "delivered"):  # the last one a replay
+            response = await post_twilio_callback(
+                api, *twilio_server.status_callback(message, status)
+            )
+            assert response.status_code == 204, response.text
+
+        view = await api.get(nid)
+        assert view["status"] == "delivered"
+        assert view["last_error"] is None
+        assert callback_events(view) == [
+            ("sent", "twilio reports sent"),
+            ("delivered", "twilio reports delivered"),
+        ]
+
+
+async def test_an_undelivered_callback_fails_the_notification_and_flags_the_number(
+    database_url: str, twilio_server: TwilioServer
+):
+    async with herald_with(database_url, twilio_server.url()) as api:
+        nid = await send_sms(api)
+        await api.herald.drain()
+        (message,) = twilio_server.messages
+
+        callback = twilio_server.status_callback(message, "undelivered", error_code=30005)
+        for _ in range(2):  # a replay changes nothing
+            assert (await post_twilio_callback(api, *callback)).status_code == 204
+
+        view = await api.get(nid)
+        assert view["status"] == "failed"
+        assert view["last_error"] == "twilio 30005: Unknown destination handset [30005]"
+        assert view["rejected_recipients"] == [
+            {
+                "address": TO,
+                "code": "30005",
+                "message": "twilio 30005: Unknown destination handset",
+                "suppress": True,
+            }
+        ]
+        assert callback_events(view) == [
+            (
+                "failed",
+                "twilio reports undelivered: error 30005 (permanent, suppress): "
+                "twilio 30005: Unknown destination handset",
+            )
+        ]
+
+
+async def test_a_failed_callback_for_a_filtered_message_keeps_the_number(
+    sqlite_url: str, twilio_server: TwilioServer
+):
+    async with herald_with(sqlite_url, twilio_server.url()) as api:
+        nid = await send_sms(api)
+        await api.herald.drain()
+        (message,) = twilio_server.messages
+
+        callback = twilio_server.status_callback(message, "failed", error_code=30007)
+        assert (await post_twilio_callback(api, *callback)).status_code == 204
+
+        view = await api.get(nid)
+        assert view["status"] == "failed"
+        assert view["rejected_recipients"][0]["suppress"] is False
+        assert "(permanent)" in callback_events(view)[0][1]
+
+
+async def test_badly_signed_callbacks_are_refused(database_url: str, twilio_server: TwilioServer):
+    async with herald_with(database_url, twilio_server.url()) as api:
+        nid = await send_sms(api)
+        await api.herald.drain()
+        (message,) = twilio_server.messages
+        url, form, _ = twilio_server.status_callback(message, "delivered")
+        path = urlsplit(url).path
+
+        forged = [
+            {},  # no signature
+            {"X-Twilio-Signature": twilio_server.signature(url, form, token="guess")},
+            {"X-Twilio-Signature": twilio_server.signature(url + "?x=1", form)},
+            {"X-Twilio-Signature": twilio_server.signature(url, {**form, "MessageStatus": "x"})},
+        ]
+        for headers in forged:
+            response = await api.client.post(path, data=form, headers=headers)
+            assert response.status_code == 403, response.text
+            assert response.json()["error"]["code"] == "forbidden"
+
+        view = await api.get(nid)
+        assert view["status"] == "sent"
+        assert callback_events(view) == []
+
+
+async def test_a_callback_for_an_unknown_message_is_404(
+    sqlite_url: str, twilio_server: TwilioServer
+):
+    async with herald_with(sqlite_url, twilio_server.url()) as api:
+        await send_sms(api)
+        await api.herald.drain()
+        (message,) = twilio_server.messages
+        message.sid = "SM" + "f" * 32  # a message Herald never sent
+
+        response = await post_twilio_callback(
+            api, *twilio_server.status_callback(message, "delivered")
+        )
+
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
+
+
+async def test_a_callback_without_the_fields_is_422(sqlite_url: str, twilio_server: TwilioServer):
+    async with herald_with(sqlite_url, twilio_server.url()) as api:
+        url = f"{PUBLIC}/inbound/twilio/status"
+        form = {"AccountSid": twilio_server.account_sid, "MessageStatus": "delivered"}
+        headers = {"X-Twilio-Signature": twilio_server.signature(url, form)}
+
+        response = await post_twilio_callback(api, url, form, headers)
+
+        assert response.status_code == 422
+        assert response.json()["error"]["fields"] == {"MessageSid": "required"}
+
+
+async def test_an_opted_out_recipient_is_never_retried(
+    database_url: str, twilio_server: TwilioServer
+):
+    async with herald_with(database_url, twilio_server.url()) as api:
+        twilio_server.fail(400, 21610, "Attempt to send to unsubscribed recipient")
+        nid = await send_sms(api)
+        await api.herald.drain()
+
+        view = await api.get(nid)
+        assert (view["status"], view["attempts"]) == ("dead", 1)
+        assert view["last_error"] == (
+            "twilio 21610: Attempt to send to unsubscribed recipient "
+            "(the recipient opted out) [21610]"
+        )
+        assert view["rejected_recipients"][0]["suppress"] is True
+        assert twilio_server.messages == []
+
+
+async def test_an_unreachable_handset_is_retried(database_url: str, twilio_server: TwilioServer):
+    async with herald_with(database_url, twilio_server.url()) as api:
+        twilio_server.fail(400, 30003, "Unreachable destination handset")
+        nid = await send_sms(api)
+        await api.herald.drain()
+
+        view = await api.get(nid)
+        assert view["status"] == "retrying"
+        assert view["last_error"] == "twilio 30003: Unreachable destination handset [30003]"
+
+
+async def test_rejected_credentials_fail_over_to_vonage(
+    database_url: str, twilio_server: TwilioServer, vonage_server: VonageServer
+):
+    broken = twilio_server.url().replace(twilio_server.auth_token, "revoked")
+    async with herald_with(database_url, f"{broken},{vonage_server.url()}") as api:
+        nid = await send_sms(api)
+        await api.herald.drain()
+
+        view = await api.get(nid)
+        (message,) = vonage_server.messages
+        assert (view["status"], view["provider"]) == ("sent", "vonage")
+        assert view["provider_message_id"] == message.message_id
+        assert any("failing over to vonage" in (e["detail"] or "") for e in view["events"])
+        assert twilio_server.messages == []
+
+
+async def test_vonage_receipts_complete_the_timeline(
+    database_url: str, vonage_server: VonageServer
+):
+    async with herald_with(database_url, vonage_server.url()) as api:
+        delivered_id = await send_sms(api)
+        failed_id = await send_sms(api, body="Zażółć")
+        await api.herald.drain()
+        delivered, failed = vonage_server.messages
+        assert failed.form["type"] == "unicode"
+
+        path, body = vonage_server.receipt(delivered, "delivered")
+        for _ in range(2):
+            assert (await api.client.post(path, json=body)).status_code == 204
+        path, body = vonage_server.receipt(failed, "failed", err_code=9)
+        form = await api.client.post(path, data=body)  # Vonage may send a form, too
+        assert form.status_code == 204, form.text
+
+        view = await api.get(delivered_id)
+        assert view["status"] == "delivered"
+        assert callback_events(view) == [("delivered", "vonage reports delivered")]
+        view = await api.get(failed_id)
+        assert view["status"] == "failed"
+        assert view["last_error"] == "vonage receipt error 9: illegal number [9]"
+        assert view["rejected_recipients"][0]["suppress"] is True
+
+        bad = await api.client.post(path.replace("token=", "token=x"), json=body)
+        assert bad.status_code == 403
+
+
+async def test_a_failed_callback_queues_the_channel_fallback(
+    database_url: str, twilio_server: TwilioServer
+):
+    async with herald_with(database_url, twilio_server.url()) as api:
+        nid = await send_sms(
+            api, fallback=["email"], fallback_to={"email": "alice@example.org"}, subject="Code"
+        )
+        await api.herald.drain()
+        (message,) = twilio_server.messages
+
+        callback = twilio_server.status_callback(message, "undelivered", error_code=30006)
+        assert (await post_twilio_callback(api, *callback)).status_code == 204
+        await api.herald.drain()
+
+        view = await api.get(nid)
+        assert view["status"] == "failed"
+        fallback = next(e for e in view["events"] if e["detail"].startswith("falling back"))
+        email_id = fallback["detail"].rsplit(" ", 1)[1]
+        assert (await api.get(email_id))["status"] == "sent"
+        (sent,) = api.recorder.outbox
+        assert isinstance(sent.content, Email)
+        assert sent.content.to[0].addr == "alice@example.org"
+
+
+async def test_callbacks_are_counted_in_the_metrics(sqlite_url: str, twilio_server: TwilioServer):
+    async def reports() -> dict[str, float]:
+        text = (await api.client.get("/metrics")).text
+        return {
+            sample.labels["state"]: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "herald_delivery_reports_total"
+            and sample.labels["provider"] == "twilio"
+        }
+
+    async with herald_with(sqlite_url, twilio_server.url()) as api:
+        await send_sms(api)
+        await api.herald.drain()
+        (message,) = twilio_server.messages
+        before = await reports()
+
+        await post_twilio_callback(api, *twilio_server.status_callback(message, "delivered"))
+        message.sid = "SM" + "0" * 32
+        await post_twilio_callback(api, *twilio_server.status_callback(message, "delivered"))
+
+        after = await reports()
+        moved = {s: n - before.get(s, 0.0) for s, n in after.items() if n != before.get(s, 0.0)}
+        assert moved == {"delivered": 1.0, "unmatched": 1.0}
