@@ -1,18 +1,20 @@
-"""Shared fixtures: real SQLite files and real PostgreSQL databases.
+"""Shared fixtures: real SQLite files, real PostgreSQL databases and a real Redis.
 
 PostgreSQL tests use a fresh database per test, cloned from a migrated template. The
 template is per session: several checkouts (branches with other migrations) may run their
 tests against the same server at once. Locally the tests are skipped when no server
-answers; with ``CI=true`` a missing server is a failure.
+answers (PostgreSQL or Redis); with ``CI=true`` a missing server is a failure.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -24,6 +26,8 @@ CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_ADMIN = os.environ.get(
     "HERALD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+REDIS_URL = os.environ.get("HERALD_TEST_REDIS", "redis://127.0.0.1:6379/0")
+_TEST_SERVICES = {"HERALD_TEST_POSTGRES", "HERALD_TEST_REDIS"}
 
 
 def require(service: str, reason: str) -> None:
@@ -51,7 +55,7 @@ async def _admin(statement: str) -> None:
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No HERALD_* variable or herald.toml from the developer's shell leaks into a test."""
     for name in list(os.environ):
-        if name.startswith("HERALD_") and name != "HERALD_TEST_POSTGRES":
+        if name.startswith("HERALD_") and name not in _TEST_SERVICES:
             monkeypatch.delenv(name)
     monkeypatch.setenv("HERALD_CONFIG", str(tmp_path / "absent-herald.toml"))
 
@@ -97,3 +101,23 @@ def database_url(request: pytest.FixtureRequest) -> str:
     fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     url: str = request.getfixturevalue(fixture)
     return url
+
+
+def _redis_ping(url: str) -> None:
+    """PING over a plain socket: no client library needed to know whether Redis answers."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), 2) as s:
+        s.sendall(b"PING\r\n")
+        reply = s.recv(64)
+    if not reply.startswith(b"+PONG"):
+        raise OSError(f"unexpected reply to PING: {reply!r}")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A Redis server (``HERALD_TEST_REDIS``); tests keep apart by unique key names."""
+    try:
+        _redis_ping(REDIS_URL)
+    except OSError as exc:
+        require("Redis", str(exc))
+    return REDIS_URL

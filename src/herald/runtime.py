@@ -36,7 +36,7 @@ from herald.pipeline.requests import NotificationRequest
 from herald.pipeline.templating import BUILTIN_DIR, RenderedFrom, TemplateRegistry
 from herald.pipeline.views import AcceptedItem, NotificationView, notification_view
 from herald.providers.base import Provider, ProviderDefaults
-from herald.providers.registry import build_providers
+from herald.providers.registry import build_providers, provider_urls
 from herald.store import migrate
 from herald.store.api_keys import ApiKeyStore
 from herald.store.captured import CapturedStore
@@ -52,6 +52,7 @@ from herald.templates.directory import TemplateDirectory
 from herald.templates.model import StoredTemplate, TemplateBody, TemplateError
 from herald.worker.dispatch import Dispatcher
 from herald.worker.gone import GoneUrls
+from herald.worker.resilience import build_guards
 from herald.worker.runner import Worker, WorkerSettings
 
 
@@ -87,14 +88,15 @@ class Herald:
             self.webhooks = WebhookStore(self.db)
             #: The default Standard Webhooks secret(s): the setting, else generated and stored.
             self.webhook_secret = s.webhook_secret or await self.webhooks.secret(generate_secret)
+            urls = {
+                Channel.EMAIL: s.email,
+                Channel.SMS: s.sms,
+                Channel.PUSH: s.push,
+                Channel.CHAT: s.chat,
+                Channel.WEBHOOK: s.webhook,
+            }
             configured = build_providers(
-                {
-                    Channel.EMAIL: s.email,
-                    Channel.SMS: s.sms,
-                    Channel.PUSH: s.push,
-                    Channel.CHAT: s.chat,
-                    Channel.WEBHOOK: s.webhook,
-                },
+                urls,
                 public_url=s.public_url,
                 defaults=ProviderDefaults(
                     webhook_secret=self.webhook_secret,
@@ -103,6 +105,11 @@ class Herald:
             )
             if self._given_providers is not None:
                 configured.update({c: list(p) for c, p in self._given_providers.items()})
+            self.guards = build_guards(
+                [p for chain in configured.values() for p in chain],
+                provider_urls(urls),
+                redis_url=s.redis_url,
+            )
             directories = _template_directories(s)
         except BaseException:
             await self.db.dispose()
@@ -142,6 +149,8 @@ class Herald:
         if not self._started:
             return
         self._started = False
+        with contextlib.suppress(Exception):
+            await self.guards.aclose()
         for providers in self.providers.values():
             for provider in providers:
                 with contextlib.suppress(Exception):
@@ -314,7 +323,9 @@ class Herald:
         s = self.settings
         return Worker(
             self.queue,
-            Dispatcher(self.providers, s.retry_policy, s.max_lag, GoneUrls(self.webhooks)),
+            Dispatcher(
+                self.providers, s.retry_policy, s.max_lag, GoneUrls(self.webhooks), self.guards
+            ),
             self.wakeup,
             WorkerSettings(
                 concurrency=concurrency or s.worker_concurrency,

@@ -61,6 +61,8 @@ class ReceivedMessage:
     #: Whether that connection had authenticated, and was encrypted.
     authenticated: bool
     tls: bool
+    #: When the server stored it (``time.time()``).
+    received_at: float = 0.0
 
     @cached_property
     def parsed(self) -> EmailMessage:
@@ -380,6 +382,7 @@ class SmtpTestServer:
             authenticated=bool(session.session and session.session.authenticated),
             tls=session.transport is not None
             and session.transport.get_extra_info("ssl_object") is not None,
+            received_at=time.time(),
         )
         with self._arrived:
             self._messages.append(message)

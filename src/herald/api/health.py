@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from herald import metrics
 from herald.api.deps import HeraldDep
+from herald.domain.breaker import CircuitState
 from herald.domain.status import Status
 from herald.providers.base import Provider
 from herald.runtime import Herald
@@ -46,9 +47,12 @@ async def healthz() -> Health:
     summary="Readiness: the database and every provider",
 )
 async def readyz(herald: HeraldDep, request: Request, response: Response) -> Readiness:
-    """503 only when the database is down. A failing provider makes the status `degraded`
-    but stays 200: accepting still works (messages queue durably), and taking API nodes out
-    of rotation because an SMTP relay is down would turn a delay into an outage.
+    """503 only when the database is down. A failing provider, or one whose circuit
+    breaker is open or half-open (`"circuit open"`), makes the status `degraded` but stays
+    200, even when every provider of a channel is down: accepting still works (messages
+    queue durably and are deferred until a circuit half-opens), and taking API nodes out of
+    rotation because an SMTP relay is down would turn a delay into an outage. Breaker states
+    are those of this process's worker (`herald serve`, embedded use).
     Results are cached for a few seconds so probes never hammer the providers."""
     cached: tuple[float, Readiness] | None = getattr(request.app.state, "readiness", None)
     if cached is not None and time.monotonic() - cached[0] < _CACHE_SECONDS:
@@ -70,6 +74,10 @@ async def _check(herald: Herald) -> Readiness:
         return "ok"
 
     async def provider(p: Provider) -> str:
+        guard = herald.guards.get(p.name)
+        circuit = guard.state(time.time()) if guard is not None else CircuitState.CLOSED
+        if circuit is not CircuitState.CLOSED:
+            return f"circuit {circuit.label}"  # the worker is already keeping away from it
         try:
             await asyncio.wait_for(p.check(), _CHECK_TIMEOUT)
         except Exception as exc:
@@ -102,4 +110,7 @@ async def prometheus(herald: HeraldDep) -> Response:
         depth = {}
     for status, count in depth.items():
         metrics.QUEUE_DEPTH.labels(status).set(count)
+    now = time.time()
+    for guard in herald.guards.values():
+        guard.state(now)  # an open circuit whose cool-down ended shows as half-open
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -7,9 +7,9 @@ it never returns a bare success flag. Providers talk only to the outside world.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar, runtime_checkable
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from herald.domain.channels import Channel
 from herald.domain.errors import ConfigurationError, PermanentError
@@ -17,6 +17,22 @@ from herald.domain.message import Delivery, Receipt
 from herald.domain.network import IPNetwork
 
 C = TypeVar("C")
+
+#: Options every provider URL accepts that the worker reads (circuit breaker, rate limit);
+#: the registry removes them before a provider sees its URL.
+RESILIENCE_OPTIONS = frozenset(
+    {
+        "breaker_failures",
+        "breaker_cooldown",
+        "breaker_max_cooldown",
+        "breaker_probes",
+        "rate",
+        "limit_wait",
+    }
+)
+#: ``concurrency`` (sends in flight at once per process) is read by the worker and left on
+#: the URL: a provider may size its own resources by it (Apprise's threads do).
+CONCURRENCY_OPTION = "concurrency"
 
 
 @runtime_checkable
@@ -98,6 +114,17 @@ class ProviderURL:
             path=unquote(parts.path),
             query=dict(parse_qsl(parts.query, keep_blank_values=True)),
         )
+
+    def without(self, keys: frozenset[str]) -> ProviderURL:
+        """The same URL minus the query options named in ``keys`` (in ``raw`` too, for
+        providers that hand their URL on, as Apprise's does; untouched if none is there)."""
+        if not keys & self.query.keys():
+            return self
+        parts = urlsplit(self.raw)
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        kept = [(k, v) for k, v in pairs if k not in keys]
+        raw = urlunsplit(parts._replace(query=urlencode(kept)))
+        return replace(self, raw=raw, query={k: v for k, v in self.query.items() if k not in keys})
 
     def option(self, key: str, default: str | None = None) -> str | None:
         return self.query.get(key, default)

@@ -24,8 +24,11 @@ from herald.providers.http import HttpClient, HttpResponse
 
 log = structlog.get_logger(__name__)
 
-#: Options every HTTP email API URL accepts (``name`` is read by the registry).
-COMMON_OPTIONS = frozenset({"from", "base_url", "timeout", "max_connections", "name"})
+#: Options every HTTP email API URL accepts (``name`` is read by the registry,
+#: ``concurrency`` by the worker).
+COMMON_OPTIONS = frozenset(
+    {"from", "base_url", "timeout", "max_connections", "name", "concurrency"}
+)
 #: Seconds allowed to open a connection (within the request's own timeout).
 CONNECT_TIMEOUT: Final = 10.0
 # Transport errors that mean the request never left (aiohttp ≥ 3.10 tells a connect timeout

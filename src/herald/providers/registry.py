@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from typing import Any
 
 from herald.domain.channels import Channel
 from herald.domain.errors import ConfigurationError
-from herald.providers.base import Provider, ProviderDefaults, ProviderURL, split_provider_urls
+from herald.providers.base import (
+    RESILIENCE_OPTIONS,
+    Provider,
+    ProviderDefaults,
+    ProviderURL,
+    split_provider_urls,
+)
 from herald.providers.capture import CaptureProvider
 
 Factory = Callable[..., Provider]
@@ -50,24 +56,41 @@ def build_providers(
 
     ``public_url`` (HERALD_PUBLIC_URL) is handed to providers that ask the outside service to
     call Herald back (delivery status callbacks); ``defaults`` to those that fall back on
-    settings (the webhook provider's secret and allowed networks)."""
+    settings (the webhook provider's secret and allowed networks). The resilience options
+    are the worker's: providers get their URL without them."""
     defaults = defaults or ProviderDefaults()
-    built: dict[Channel, list[Provider]] = {}
+    built: dict[Channel, list[Provider]] = {channel: [] for channel in Channel}
+    for channel, name, url in _named_urls(urls_by_channel):
+        factory = _factory(url.scheme, channel)
+        provider_url = url.without(RESILIENCE_OPTIONS)
+        built[channel].append(
+            factory(
+                provider_url, name=name, channel=channel, public_url=public_url, defaults=defaults
+            )
+        )
+    return {
+        channel: providers or [CaptureProvider(channel)] for channel, providers in built.items()
+    }
+
+
+def provider_urls(urls_by_channel: dict[Channel, str | None]) -> dict[str, ProviderURL]:
+    """Each configured provider's URL by provider name (the worker reads its resilience
+    options)."""
+    return {name: url for _, name, url in _named_urls(urls_by_channel)}
+
+
+def _named_urls(
+    urls_by_channel: dict[Channel, str | None],
+) -> Iterator[tuple[Channel, str, ProviderURL]]:
     taken: set[str] = set()
     for channel in Channel:
-        providers: list[Provider] = []
         for raw in split_provider_urls(urls_by_channel.get(channel)):
             url = ProviderURL.parse(raw)
             name = url.option("name") or _default_name(url.scheme, taken)
             if name in taken:
                 raise ConfigurationError(f"two providers are named {name!r}; set ?name= on one")
             taken.add(name)
-            factory = _factory(url.scheme, channel)
-            providers.append(
-                factory(url, name=name, channel=channel, public_url=public_url, defaults=defaults)
-            )
-        built[channel] = providers or [CaptureProvider(channel)]
-    return built
+            yield channel, name, url
 
 
 def _default_name(scheme: str, taken: set[str]) -> str:

@@ -59,6 +59,7 @@ _OPTIONS: Final = frozenset(
         "ca_file",
         "helo",
         "name",  # every provider URL accepts it; the registry reads it
+        "concurrency",  # every provider URL accepts it; the worker reads it
     }
 )
 _MAILBOX = re.compile(r"^[^\s<>@,;\"]+@[^\s<>@,;\"]+$")

@@ -32,6 +32,7 @@ STATUS_CALLBACK_PATH = "/inbound/twilio/status"
 _OPTIONS = frozenset(
     {"name", "base_url", "messaging_service_sid", "timeout", "max_connections"}
     | {"unreachable_retries", "status_callback"}
+    | {"concurrency"}  # every provider URL accepts it; the worker reads it
 )
 _FORM = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
 

@@ -27,7 +27,10 @@ log = structlog.get_logger(__name__)
 DEFAULT_BASE_URL = "https://rest.nexmo.com"
 #: Where Vonage posts delivery receipts, under HERALD_PUBLIC_URL.
 STATUS_CALLBACK_PATH = "/inbound/vonage/status"
-_OPTIONS = frozenset({"name", "base_url", "timeout", "max_connections", "status_callback"})
+_OPTIONS = frozenset(
+    {"name", "base_url", "timeout", "max_connections", "status_callback"}
+    | {"concurrency"}  # every provider URL accepts it; the worker reads it
+)
 _FORM = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
 
 

@@ -12,7 +12,7 @@ later notifications to it end ``failed`` without a request.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,8 +41,12 @@ from herald.domain.status import Status
 from herald.providers.base import Provider
 from herald.store.records import Claimed, GoneUrl, NewCapture, NewEvent, Outcome
 from herald.worker.gone import GoneUrls
+from herald.worker.resilience import ProviderGuard, Refusal
 
 log = structlog.get_logger(__name__)
+
+#: A provider and its breaker / rate-limit guard (None when it has neither).
+_Link = tuple[Provider, ProviderGuard | None]
 
 
 @dataclass(slots=True)
@@ -63,11 +67,16 @@ class Dispatcher:
         policy: RetryPolicy,
         max_lag: float,
         gone: GoneUrls | None = None,
+        guards: Mapping[str, ProviderGuard] | None = None,
     ) -> None:
-        self._providers = providers
         self._policy = policy
         self._max_lag = max_lag
         self._gone = gone
+        guards = guards or {}
+        self._chains = {
+            channel: [(p, guards.get(p.name)) for p in chain]
+            for channel, chain in providers.items()
+        }
 
     async def deliver(self, row: Claimed) -> Verdict:
         now = time.time()
@@ -89,17 +98,32 @@ class Dispatcher:
             metrics.FAILED.labels(channel.value, "herald", "permanent").inc()
             reason = f"{content.url} answered 410 Gone earlier; not sent"
             return _verdict(row, Status.FAILED, now, last_error=reason, detail=reason)
-        providers = _able(self._providers[channel], delivery)
+        chain = _able(self._chains[channel], delivery)
         events: list[NewEvent] = []
         errors: list[tuple[Provider | _Herald, DeliveryError]] = []
-        for index, provider in enumerate(providers):
+        refusals: list[Refusal] = []
+        for index, (provider, guard) in enumerate(chain):
+            following = chain[index + 1][0] if index + 1 < len(chain) else None
+            if (
+                guard is not None
+                and not guard.unhindered
+                and (refusal := await guard.enter()) is not None
+            ):
+                refusals.append(refusal)
+                if following is not None:
+                    detail = f"{refusal.reason}; failing over to {following.name}"
+                    events.append(
+                        _event(row.id, time.time(), Status.SENDING, provider.name, detail)
+                    )
+                continue
             try:
                 receipt = await _send(provider, delivery)
             except DeliveryError as error:
+                if guard is not None:
+                    guard.exit(error)
                 errors.append((provider, error))
                 kind = _kind(error)
                 metrics.FAILED.labels(channel.value, provider.name, kind).inc()
-                following = providers[index + 1] if index + 1 < len(providers) else None
                 if following is None or not _fails_over(error):
                     break
                 events.append(
@@ -112,7 +136,15 @@ class Dispatcher:
                     )
                 )
                 continue
+            except BaseException:
+                if guard is not None:
+                    guard.abandon()
+                raise
+            if guard is not None:
+                guard.exit(None)
             return self._sent(row, channel, provider, receipt, events)
+        if not errors:
+            return _deferred(row, refusals, events)
         return self._failed(row, channel, errors, events)
 
     def _staleness(self, row: Claimed, now: float) -> str | None:
@@ -258,6 +290,25 @@ async def _send(provider: Provider, delivery: Delivery) -> Receipt:
         raise TransientError(f"{provider.name} failed unexpectedly: {exc!r}") from exc
 
 
+def _deferred(row: Claimed, refusals: Sequence[Refusal], events: list[NewEvent]) -> Verdict:
+    """No provider could be called (circuits open, rate limits full): wait until the first
+    may be asked again, without counting an attempt."""
+    now = time.time()
+    due = min(r.retry_at for r in refusals)
+    reasons = "; ".join(r.reason for r in refusals)
+    verdict = _verdict(
+        row,
+        Status.RETRYING,
+        now,
+        last_error=reasons,
+        detail=f"{reasons}; deferred {max(due - now, 0.0):.1f} s (no attempt used)",
+        events=events,
+    )
+    verdict.outcome["attempts_delta"] = -1
+    verdict.outcome["due_at"] = due
+    return verdict
+
+
 def release(row: Claimed, reason: str, *, possibly_sent: bool = False) -> Verdict:
     """Give a claimed row back to the queue without counting an attempt."""
     verdict = _verdict(row, Status.QUEUED, time.time(), detail=reason)
@@ -304,17 +355,17 @@ def _event(
     return {"nid": nid, "at": at, "status": status.value, "provider": provider, "detail": detail}
 
 
-def _able(providers: list[Provider], delivery: Delivery) -> list[Provider]:
+def _able(chain: list[_Link], delivery: Delivery) -> list[_Link]:
     """The providers that can carry this delivery. A provider with a ``serves(content)``
     method may decline content it cannot carry (a push provider for another platform's
     tokens), so failover, and the final verdict, involve only those that can. When none
     can, all are tried and say why they cannot."""
-    able: list[Provider] = []
-    for provider in providers:
-        serves: Callable[[Content], bool] | None = getattr(provider, "serves", None)
+    able: list[_Link] = []
+    for link in chain:
+        serves: Callable[[Content], bool] | None = getattr(link[0], "serves", None)
         if serves is None or serves(delivery.content):
-            able.append(provider)
-    return able or providers
+            able.append(link)
+    return able or chain
 
 
 def _kind(error: DeliveryError) -> str:
