@@ -117,5 +117,5 @@ def url_problem(url: str, allowed: tuple[IPNetwork, ...] = ()) -> str | None:
         return "port 0 is not a port"
     address = literal_address(parts.hostname)
     if address is not None and (reason := refusal(address, allowed)):
-        return f"points to {reason}, which webhooks may not reach"
+        return f"points to {reason}, which Herald may not reach"
     return None

@@ -46,7 +46,7 @@ class GuardedResolver(AbstractResolver):
                 refused.append(f"{address} ({reason})")
         if not kept:
             raise AddressRefused(
-                f"{host} resolves to {', '.join(refused)}, which webhooks may not reach "
+                f"{host} resolves to {', '.join(refused)}, which Herald may not reach "
                 "(HERALD_WEBHOOK_ALLOWED_NETWORKS exempts networks)",
                 code="ssrf",
             )

@@ -4,6 +4,10 @@ The payload is encrypted for the subscription (RFC 8291, ``aes128gcm`` content c
 ``http-ece``) and the request signed with the application server's VAPID key (RFC 8292, with
 ``py-vapid``); both libraries are the ones pywebpush builds on. Requests go out on Herald's
 aiohttp client. The protocol is RFC 8030: 201 Created, headers ``TTL``, ``Urgency``, ``Topic``.
+
+A subscription's endpoint is a URL the browser (so, the caller) chose: it gets the webhook
+SSRF guard — literal addresses checked before sending, every resolved address checked when
+connecting, ``HERALD_WEBHOOK_ALLOWED_NETWORKS`` exempting networks.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import hashlib
 import os
 import re
 import time
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,9 +30,11 @@ from py_vapid import Vapid02, VapidException
 from herald.domain.channels import Channel
 from herald.domain.errors import ConfigurationError, PermanentError
 from herald.domain.message import Content, Delivery, Push, Receipt
-from herald.providers.base import ProviderURL
+from herald.domain.network import IPNetwork, url_problem
+from herald.providers.base import ProviderDefaults, ProviderURL
 from herald.providers.http import HttpClient, classify_status
 from herald.providers.push_routing import push_for, serves_platform, tls_context
+from herald.providers.ssrf_guard import GuardedResolver
 
 #: What push services keep at most (FCM's 28 days; Mozilla's is shorter and it says so).
 DEFAULT_TTL = 28 * 24 * 3600
@@ -55,8 +62,10 @@ class WebPushProvider:
         ttl: int = DEFAULT_TTL,
         urgency: str = "normal",
         http: HttpClient | None = None,
+        allowed_networks: Sequence[IPNetwork] = (),
     ) -> None:
         self.name = name
+        self._allowed = tuple(allowed_networks)
         self._vapid = vapid
         self._subject = subject
         self._ttl = ttl
@@ -65,7 +74,9 @@ class WebPushProvider:
         self._signatures: dict[str, tuple[float, str]] = {}
 
     @classmethod
-    def from_url(cls, url: ProviderURL, *, name: str) -> WebPushProvider:
+    def from_url(
+        cls, url: ProviderURL, *, name: str, defaults: ProviderDefaults | None = None
+    ) -> WebPushProvider:
         key = url.option("vapid_private_key")
         if not key:
             raise ConfigurationError("webpush:// needs ?vapid_private_key= (a key or a file)")
@@ -86,6 +97,7 @@ class WebPushProvider:
         limit = url.integer("max_connections", 100)
         if timeout <= 0 or limit <= 0:
             raise ConfigurationError("webpush:// timeout and max_connections must be positive")
+        allowed = (defaults or ProviderDefaults()).webhook_allowed_networks
         return cls(
             load_vapid_key(key),
             subject,
@@ -94,8 +106,11 @@ class WebPushProvider:
             urgency=urgency,
             http=HttpClient(
                 timeout=timeout,
-                connector_factory=lambda: aiohttp.TCPConnector(limit=limit, ssl=context),
+                connector_factory=lambda: aiohttp.TCPConnector(
+                    limit=limit, ssl=context, resolver=GuardedResolver(allowed)
+                ),
             ),
+            allowed_networks=allowed,
         )
 
     def serves(self, content: Content) -> bool:
@@ -104,6 +119,8 @@ class WebPushProvider:
     async def send(self, delivery: Delivery) -> Receipt:
         push = push_for(delivery, self.platform, self.name)
         endpoint, p256dh, auth = _subscription(push.to)
+        if problem := url_problem(endpoint, self._allowed):
+            raise PermanentError(f"push endpoint {endpoint} {problem}", code="ssrf")
         body = encrypt(web_push_payload(push), p256dh, auth)
         headers = {
             "Authorization": self._authorization(endpoint),

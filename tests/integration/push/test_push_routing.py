@@ -10,6 +10,7 @@ from herald import Herald
 from tests.integration.push.apns_service import DEVICE, ApnsService, apns_url
 from tests.integration.push.conftest import VapidKey
 from tests.integration.push.fcm_service import TOKEN, FcmService, fcm_url
+from tests.integration.push.test_webpush import LOOPBACK
 from tests.integration.push.webpush_service import WebPushService
 
 
@@ -39,7 +40,9 @@ async def test_each_token_goes_to_its_platforms_provider(
             webpush_url(vapid_key, push_ca_file),
         ]
     )
-    async with Herald(database_url, migrate=True, push=push) as herald:
+    async with Herald(
+        database_url, migrate=True, push=push, webhook_allowed_networks=LOOPBACK
+    ) as herald:
         subscription = webpush_service.subscribe(vapid_key.public)
         web = await herald.send(channel="push", to=subscription, body="to the browser")
         ios = await herald.send(channel="push", to=DEVICE, body="to the iPhone")
@@ -68,7 +71,9 @@ async def test_an_outage_is_retried_not_blamed_on_the_next_platforms_provider(
     apns = apns_url(apns_service, apns_key_file, push_ca_file)
     push = f"{apns},{webpush_url(vapid_key, push_ca_file)}"
     apns_service.fail(503, "ServiceUnavailable")
-    async with Herald(sqlite_url, migrate=True, push=push) as herald:
+    async with Herald(
+        sqlite_url, migrate=True, push=push, webhook_allowed_networks=LOOPBACK
+    ) as herald:
         view = await herald.send(channel="push", to=DEVICE, body="hello")
         await herald.drain()
         retrying = await herald.get(view.id)

@@ -14,13 +14,17 @@ from herald import Herald
 from herald.domain.channels import Channel
 from herald.domain.errors import ConfigurationError, PermanentError, TransientError
 from herald.domain.message import Delivery, Push
-from herald.providers.base import ProviderURL
+from herald.domain.network import parse_networks
+from herald.providers.base import ProviderDefaults, ProviderURL
 from herald.providers.webpush import WebPushProvider, topic
 from tests.integration.push.conftest import VapidKey
 from tests.integration.push.webpush_service import WebPushService
 
 MakeProvider = Callable[..., WebPushProvider]
 SUBJECT = "mailto:ops@example.org"
+#: The local push service listens on loopback, which the SSRF guard refuses unless allowed.
+LOOPBACK = "127.0.0.0/8,::1/128"
+ALLOW_LOOPBACK = ProviderDefaults(webhook_allowed_networks=parse_networks(LOOPBACK))
 
 
 def delivery(to: str, **fields: Any) -> Delivery:
@@ -40,7 +44,9 @@ async def make_provider(vapid_key: VapidKey, push_ca_file: Path) -> AsyncIterato
 
     def make(**options: object) -> WebPushProvider:
         url = provider_url(vapid_key.private, push_ca_file, **options)
-        provider = WebPushProvider.from_url(ProviderURL.parse(url), name="webpush")
+        provider = WebPushProvider.from_url(
+            ProviderURL.parse(url), name="webpush", defaults=ALLOW_LOOPBACK
+        )
         made.append(provider)
         return provider
 
@@ -120,7 +126,9 @@ async def test_defaults_and_a_key_file(
     key_file = tmp_path / "vapid.pem"
     key_file.write_bytes(vapid_key.pem)
     url = provider_url(str(key_file), push_ca_file)
-    provider = WebPushProvider.from_url(ProviderURL.parse(url), name="webpush")
+    provider = WebPushProvider.from_url(
+        ProviderURL.parse(url), name="webpush", defaults=ALLOW_LOOPBACK
+    )
     try:
         subscription = webpush_service.subscribe(vapid_key.public)
         await provider.send(delivery(subscription, body="hi", collapse_key="a key with spaces"))
@@ -216,7 +224,9 @@ async def test_end_to_end_through_herald(
     push_ca_file: Path,
 ):
     url = provider_url(vapid_key.private, push_ca_file)
-    async with Herald(database_url, migrate=True, push=url) as herald:
+    async with Herald(
+        database_url, migrate=True, push=url, webhook_allowed_networks=LOOPBACK
+    ) as herald:
         alive = webpush_service.subscribe(vapid_key.public)
         gone = webpush_service.subscribe(vapid_key.public)
         sent = await herald.send(channel="push", to=alive, title="Hello", body="browser")
@@ -238,3 +248,27 @@ async def test_end_to_end_through_herald(
         assert "subscription gone" in failed.last_error
         (rejected,) = failed.rejected_recipients
         assert rejected.suppress
+
+
+async def test_endpoints_on_private_networks_are_refused_without_a_request(
+    webpush_service: WebPushService, vapid_key: VapidKey, push_ca_file: Path
+):
+    """A subscription's endpoint comes from the caller: the webhook SSRF guard applies, both
+    to a literal address and to a name that resolves to one."""
+    url = provider_url(vapid_key.private, push_ca_file)
+    provider = WebPushProvider.from_url(ProviderURL.parse(url), name="webpush")
+    try:
+        subscription = json.loads(webpush_service.subscribe(vapid_key.public))
+        for endpoint in (
+            subscription["endpoint"],
+            subscription["endpoint"].replace("127.0.0.1", "localhost"),
+            "https://169.254.169.254/latest/meta-data",
+        ):
+            to = json.dumps({**subscription, "endpoint": endpoint})
+            with pytest.raises(PermanentError) as refused:
+                await provider.send(delivery(to, body="hi"))
+            assert refused.value.code == "ssrf"
+            assert "Herald may not reach" in refused.value.message
+    finally:
+        await provider.aclose()
+    assert webpush_service.received == []
