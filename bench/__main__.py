@@ -39,6 +39,12 @@ def main() -> None:
     hooks.add_argument("--in-flight", type=int, default=4)
     hooks.add_argument("--concurrency", type=int, default=64)
     hooks.add_argument("--max-connections", type=int, default=64)
+    accept = sub.add_parser("accept", help="HTTP accept alone (herald api, no worker)")
+    accept.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    accept.add_argument("--mode", choices=["batch", "single"], default="batch")
+    accept.add_argument("-n", type=int, default=50000)
+    accept.add_argument("--batch-size", type=int, default=1000)
+    accept.add_argument("--in-flight", type=int, default=4)
     sub.add_parser("all", help="the email scenarios on both databases")
     args = parser.parse_args()
 
@@ -54,6 +60,16 @@ def main() -> None:
             concurrency=args.concurrency,
         )
         print(json.dumps(asyncio.run(e2e.run(opts))))
+        return
+    if args.scenario == "accept":
+        accept_opts = e2e.Options(
+            db=args.db,
+            mode=args.mode,
+            n=args.n,
+            batch_size=args.batch_size,
+            in_flight=args.in_flight,
+        )
+        print(json.dumps(asyncio.run(e2e.run_accept_only(accept_opts))))
         return
     if args.scenario == "sms":
         opts = e2e.Options(

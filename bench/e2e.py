@@ -99,9 +99,11 @@ async def database(kind: str) -> AsyncIterator[str]:
 
 
 @contextlib.contextmanager
-def herald_serve(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+def herald_serve(
+    env: dict[str, str], port: int, command: str = "serve"
+) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(
-        [str(HERALD), "serve", "--port", str(port)],
+        [str(HERALD), command, "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -267,6 +269,35 @@ async def run(opts: Options) -> dict[str, Any]:
         **summary("email", opts, started, accepted, times, rss),
         "smtp_pool_size": opts.pool_size,
         "worker_concurrency": opts.concurrency,
+    }
+
+
+async def run_accept_only(opts: Options) -> dict[str, Any]:
+    """The accept endpoints alone: ``herald api`` (no worker), nothing delivered."""
+    async with database(opts.db) as db_url:
+        port = free_port()
+        env = {
+            **os.environ,
+            "HERALD_DATABASE_URL": db_url,
+            "HERALD_LOG_LEVEL": "warning",
+            "HERALD_LOG_FORMAT": "json",
+        }
+        migrate = await asyncio.create_subprocess_exec(
+            str(HERALD), "migrate", env=env, stdout=subprocess.DEVNULL
+        )
+        if await migrate.wait():
+            raise SystemExit("herald migrate failed")
+        with herald_serve(env, port, "api") as proc:
+            started, accepted = await load(opts, f"http://127.0.0.1:{port}")
+            rss = peak_rss_mb(proc.pid)
+    return {
+        "scenario": "accept",
+        "db": opts.db,
+        "mode": opts.mode,
+        "n": opts.n,
+        "batch_size": opts.batch_size if opts.mode == "batch" else 1,
+        "accepted_per_s": round(opts.n / (accepted - started)),
+        "peak_rss_mb": round(rss, 1),
     }
 
 
