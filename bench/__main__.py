@@ -39,6 +39,9 @@ def main() -> None:
     hooks.add_argument("--in-flight", type=int, default=4)
     hooks.add_argument("--concurrency", type=int, default=64)
     hooks.add_argument("--max-connections", type=int, default=64)
+    hooks.add_argument(
+        "--workers", type=int, default=0, help="0: herald serve; N: herald api + N workers"
+    )
     accept = sub.add_parser("accept", help="HTTP accept alone (herald api, no worker)")
     accept.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     accept.add_argument("--mode", choices=["batch", "single"], default="batch")
@@ -95,6 +98,7 @@ def main() -> None:
             in_flight=args.in_flight,
             concurrency=args.concurrency,
             max_connections=args.max_connections,
+            workers=args.workers,
         )
         print(json.dumps(asyncio.run(webhook.run(hook_opts))))
         return

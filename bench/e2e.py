@@ -119,6 +119,35 @@ def herald_serve(
             proc.kill()
 
 
+@contextlib.contextmanager
+def herald_processes(
+    env: dict[str, str], port: int, workers: int
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``herald serve`` (workers = 0), or ``herald api`` and ``workers`` ``herald worker``
+    processes (the scaled-out layout; PostgreSQL only)."""
+    if workers == 0:
+        with herald_serve(env, port) as proc:
+            yield [proc]
+        return
+    started = [
+        subprocess.Popen(
+            [str(HERALD), "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        for _ in range(workers)
+    ]
+    try:
+        with herald_serve(env, port, "api") as api:
+            yield [api, *started]
+    finally:
+        for proc in started:
+            proc.send_signal(signal.SIGTERM)
+        for proc in started:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):

@@ -61,6 +61,7 @@ class Options:
     max_connections: int = 64
     body_bytes: int = 1024
     targets: int = 16  # distinct webhook URLs (paths) on the sink
+    workers: int = 0  # 0: one ``herald serve``; N: ``herald api`` + N ``herald worker``
 
 
 @contextlib.contextmanager
@@ -125,16 +126,17 @@ async def run(opts: Options) -> dict[str, Any]:
                 rate=opts.rate,
                 body_bytes=opts.body_bytes,
             )
-            with e2e.herald_serve(env, port) as proc:
+            with e2e.herald_processes(env, port, opts.workers) as procs:
                 started, accepted = await e2e.load(
                     load_opts, f"http://127.0.0.1:{port}", hook(sink_port, opts.targets)
                 )
                 times = await e2e.wait_delivered(db_url, opts.n)
-                rss = e2e.peak_rss_mb(proc.pid)
+                rss = max(e2e.peak_rss_mb(proc.pid) for proc in procs)
     last_sent = max(sent for _c, sent, _s in times)
     latencies = [sent - created for created, sent, _s in times]
     return {
         "scenario": "webhook",
+        "processes": "serve" if opts.workers == 0 else f"api + {opts.workers} workers",
         "db": opts.db,
         "mode": opts.mode,
         "n": opts.n,
