@@ -581,7 +581,8 @@ async def test_pipelining_over_tls_and_close_notify_on_aclose(
     ] * 6
     messages = server.wait_for_messages(6)
     assert all(m.tls and m.authenticated for m in messages)
-    assert len(_command_reads(server)) == 6  # one group per message
+    # One group per message; those after the first on a session follow the previous body.
+    assert sum(r.count(b"MAIL FROM:") for r in server.reads()) == 6
     await provider.aclose()
     await eventually(lambda: server.open_connections == 0)
 
@@ -693,3 +694,123 @@ async def test_a_reply_nobody_asked_for_retires_the_session(
     assert receipt.detail == "250 2.0.0 OK"
     assert smtp_server.message_count == 2
     assert smtp_server.connections_accepted == 2
+
+
+# --- pipelining across transactions (RFC 2920 §3.1) -----------------------------------------
+
+
+@pytest.fixture
+def piped_server(smtp_server_factory: SmtpServerFactory) -> SmtpTestServer:
+    """A server offering PIPELINING: the only kind a message's commands may follow a body to."""
+    return smtp_server_factory(pipelining=True)
+
+
+async def _two_on_one_session(
+    server: SmtpTestServer, provider: SmtpProvider
+) -> tuple[list[Delivery], list[object]]:
+    """Send two messages at once through a one-session pool: the second's MAIL, RCPT and
+    DATA follow the first's body, before its final reply."""
+    await provider.send(delivery())  # connect outside
+    server.clear()
+    sent = [delivery(), delivery()]
+    results = await asyncio.gather(*(provider.send(d) for d in sent), return_exceptions=True)
+    return sent, results
+
+
+def _ids(server: SmtpTestServer) -> list[str | None]:
+    return [m.message_id for m in server.messages]
+
+
+async def test_next_message_commands_follow_the_body_in_one_write(
+    piped_server: SmtpTestServer, make_provider: MakeProvider
+):
+    provider = make_provider(piped_server, pool_size=1)
+    sent, results = await _two_on_one_session(piped_server, provider)
+
+    assert all(not isinstance(r, BaseException) for r in results)
+    assert _ids(piped_server) == [d.content.message_id for d in sent]
+    assert any(b".\r\nMAIL FROM:" in r for r in piped_server.reads())  # body 1 + group 2
+    assert piped_server.connections_accepted == 0  # since clear(): the same session
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [((554, "5.6.0 Message content rejected"), PermanentError), ((451, "4.3.0 Later"), None)],
+)
+async def test_refused_first_message_leaves_the_pipelined_second_untouched(
+    reply: tuple[int, str],
+    error: type[Exception] | None,
+    piped_server: SmtpTestServer,
+    make_provider: MakeProvider,
+):
+    provider = make_provider(piped_server, pool_size=1)
+    await provider.send(delivery())
+    piped_server.clear()
+    piped_server.queue_replies("data", reply)  # the first message's final reply
+    sent = [delivery(), delivery()]
+    first, second = await asyncio.gather(*(provider.send(d) for d in sent), return_exceptions=True)
+
+    assert isinstance(first, error or TransientError)
+    assert not isinstance(first, UnknownOutcome)
+    assert str(reply[0]) in str(first)
+    assert not isinstance(second, BaseException)
+    assert _ids(piped_server) == [sent[1].content.message_id]
+    assert any(b".\r\nMAIL FROM:" in r for r in piped_server.reads())
+    assert piped_server.connections_accepted == 0  # since clear(): the same session
+
+
+async def test_421_to_the_first_message_retries_the_pipelined_second_on_a_fresh_session(
+    piped_server: SmtpTestServer, make_provider: MakeProvider
+):
+    provider = make_provider(piped_server, pool_size=1)
+    await provider.send(delivery())
+    piped_server.clear()
+    piped_server.shut_down("end_of_data", (421, "4.3.2 Service shutting down"))
+    sent = [delivery(), delivery()]
+    first, second = await asyncio.gather(*(provider.send(d) for d in sent), return_exceptions=True)
+
+    assert isinstance(first, TransientError)
+    assert not isinstance(first, UnknownOutcome)
+    assert "421" in str(first)
+    assert not isinstance(second, BaseException)  # not a failure counted against it
+    # The server had stored the first before its 421; the second arrives once, on a new
+    # session.
+    assert _ids(piped_server) == [d.content.message_id for d in sent]
+    assert piped_server.connections_accepted == 1  # since clear(): one new, for the second
+
+
+@pytest.mark.parametrize("how", ["drop", "stall"])
+async def test_lost_after_the_first_body_is_unknown_for_it_and_a_retry_for_the_second(
+    how: str, piped_server: SmtpTestServer, make_provider: MakeProvider
+):
+    provider = make_provider(piped_server, pool_size=1, timeout=0.3)
+    await provider.send(delivery())
+    piped_server.clear()
+    if how == "drop":
+        piped_server.drop("end_of_data")
+    else:
+        piped_server.stall("end_of_data", seconds=3)
+    sent = [delivery(), delivery()]
+    first, second = await asyncio.gather(*(provider.send(d) for d in sent), return_exceptions=True)
+
+    assert isinstance(first, UnknownOutcome)
+    assert not isinstance(second, BaseException)
+    assert _ids(piped_server) == [d.content.message_id for d in sent]
+    assert piped_server.connections_accepted == 1  # since clear(): one new, for the second
+    assert piped_server.duplicates() == {}
+
+
+async def test_cancelled_after_its_body_leaves_the_session_to_the_next_message(
+    piped_server: SmtpTestServer, make_provider: MakeProvider
+):
+    piped_server.stall("end_of_data", seconds=0.3)
+    provider = make_provider(piped_server, pool_size=1)
+    first = asyncio.ensure_future(provider.send(delivery()))
+    second_delivery = delivery()
+    second = asyncio.ensure_future(provider.send(second_delivery))
+    await eventually(lambda: piped_server.message_count == 1)
+    first.cancel()  # waiting for its final reply, the session already lent on
+    receipt = await second
+    assert receipt.provider_message_id
+    assert _ids(piped_server)[-1] == second_delivery.content.message_id
+    assert piped_server.connections_accepted == 1

@@ -233,3 +233,84 @@ async def test_time_out_fails_the_wait_and_drops_the_connection():
     assert transport.closing
     await wire.wait_released(1.0)
     assert wire.released
+
+
+# --- pipelining across transactions: queued reads, held writes ---------------------------
+
+
+async def test_queued_reads_are_served_in_order_and_the_deadline_follows_the_first():
+    wire, _ = _wire()
+    wire.write(b".\r\nMAIL FROM:<a@x.org>\r\nRCPT TO:<b@x.org>\r\nDATA\r\n", 4)
+    final = asyncio.ensure_future(wire.read(1))
+    group = asyncio.ensure_future(wire.read(3))
+    await asyncio.sleep(0)
+    assert wire.deadline > 0
+    wire.data_received(b"250 2.0.0 queued as A1\r\n250 Ok\r\n")
+    await asyncio.sleep(0)
+    assert await final == [SmtpReply(250, "2.0.0 queued as A1")]
+    assert not group.done()
+    assert wire.deadline > 0  # now the group's
+    wire.data_received(b"250 Ok\r\n354 Go\r\n")
+    assert await group == [SmtpReply(250, "Ok"), SmtpReply(250, "Ok"), SmtpReply(354, "Go")]
+    assert wire.deadline == 0.0
+
+
+async def test_a_cancelled_read_still_takes_its_replies():
+    wire, _ = _wire()
+    wire.write(b".\r\nNOOP\r\n", 2)
+    final = asyncio.ensure_future(wire.read(1))
+    noop = asyncio.ensure_future(wire.read(1))
+    await asyncio.sleep(0)
+    final.cancel()
+    wire.data_received(b"250 queued\r\n250 NOOP ok\r\n")
+    assert await noop == [SmtpReply(250, "NOOP ok")]
+
+
+async def test_connection_lost_fails_queued_reads_as_queued():
+    wire, _ = _wire()
+    wire.write(b".\r\nMAIL FROM:<a@x.org>\r\nRCPT TO:<b@x.org>\r\nDATA\r\n", 4)
+    final = asyncio.ensure_future(wire.read(1))
+    group = asyncio.ensure_future(wire.read(3))
+    await asyncio.sleep(0)
+    wire.data_received(b"421 4.3.2 Shutting down\r\n")
+    await asyncio.sleep(0)
+    assert await final == [SmtpReply(421, "4.3.2 Shutting down")]
+    wire.eof_received()
+    with pytest.raises(SessionBroken) as raised:
+        await group
+    assert raised.value.replies == []
+    assert not raised.value.queued  # its turn had come: the 421 was the final reply's
+
+    wire, _ = _wire()
+    wire.write(b".\r\nMAIL FROM:<a@x.org>\r\n", 2)
+    final = asyncio.ensure_future(wire.read(1))
+    group = asyncio.ensure_future(wire.read(1))
+    await asyncio.sleep(0)
+    wire.time_out()
+    with pytest.raises(SessionBroken) as first:
+        await final
+    with pytest.raises(SessionBroken) as second:
+        await group
+    assert (first.value.queued, second.value.queued) == (False, True)
+
+
+async def test_held_writes_and_those_after_go_out_in_one_write_on_flush():
+    wire, transport = _wire()
+    wire.write(b"body\r\n.\r\n", 1, hold=True)
+    wire.write(b"MAIL FROM:<a@x.org>\r\n", 1)
+    wire.flush_soon()
+    wire.flush_soon()  # one flush
+    wire.write(b"DATA\r\n", 1)  # in the same tick: joins them
+    assert transport.written == []
+    await asyncio.sleep(0)
+    assert transport.written == [b"body\r\n.\r\nMAIL FROM:<a@x.org>\r\nDATA\r\n"]
+    wire.write(b"NOOP\r\n", 1)  # nothing held: straight out
+    assert transport.written[-1] == b"NOOP\r\n"
+
+
+async def test_close_sends_what_is_held_first():
+    wire, transport = _wire()
+    wire.write(b"body\r\n.\r\n", 1, hold=True)
+    wire.close()
+    assert transport.written == [b"body\r\n.\r\n"]
+    assert transport.closing

@@ -4,9 +4,11 @@
 ``docs/providers.md`` for every option. aiosmtplib opens each session (TLS, EHLO, AUTH);
 transactions then run on Herald's own protocol (:mod:`herald.providers.smtp_wire`): MAIL,
 RCPT per recipient and DATA in one write when the server offers PIPELINING (RFC 2920), one
-at a time otherwise, then the message. Every reply is classified: per-recipient refusals
-become :class:`RecipientRejection`\\ s, a lost reply to the end of DATA becomes
-:class:`UnknownOutcome`, everything else a transient or permanent error.
+at a time otherwise, then the message; with PIPELINING the next transaction's commands follow
+that message in the same write, before its final reply (RFC 2920 §3.1). Every reply is
+classified: per-recipient refusals become :class:`RecipientRejection`\\ s, a lost reply to
+the end of DATA becomes :class:`UnknownOutcome`, everything else a transient or permanent
+error.
 """
 
 from __future__ import annotations
@@ -162,6 +164,24 @@ class _StaleSession(Exception):
     """A reused session turned out dead before anything was committed: try a fresh one."""
 
 
+class _Lease:
+    """A session borrowed from the pool for one transaction, given back at most once: with
+    PIPELINING, as soon as the message is written (the next transaction's commands follow
+    it while its final reply is on the way), else when the transaction is over."""
+
+    __slots__ = ("held", "pool", "session")
+
+    def __init__(self, pool: SessionPool, session: SmtpSession) -> None:
+        self.pool = pool
+        self.session = session
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.pool.release(self.session)
+
+
 class SmtpProvider:
     """Delivers email over SMTP (RFC 5321) with a pool of persistent sessions."""
 
@@ -213,19 +233,21 @@ class SmtpProvider:
         # shows only at MAIL, before anything is committed, so retry on a fresh one.
         for _ in range(self.settings.pool_size + 1):
             session = await self._pool.acquire()
+            lease = _Lease(self._pool, session)
             try:
                 receipt = await self._transact(
-                    session, body, mail_from, recipients, content.message_id
+                    lease, body, mail_from, recipients, content.message_id
                 )
             except _StaleSession:
                 continue
             except DeliveryError:
                 raise
             except BaseException:
-                session.wire.close()  # cancelled or a bug: the session state is unknown
+                if lease.held:  # cancelled or a bug: the session state is unknown
+                    session.wire.close()
                 raise
             finally:
-                self._pool.release(session)
+                lease.release()
             return receipt
         raise TransientError(f"{self.name}: SMTP connections keep closing before MAIL FROM")
 
@@ -318,12 +340,13 @@ class SmtpProvider:
 
     async def _transact(
         self,
-        session: SmtpSession,
+        lease: _Lease,
         body: bytes,
         mail_from: str,
         recipients: list[str],
         message_id: str,
     ) -> Receipt:
+        session = lease.session
         wire = session.wire
         reused = session.reused
         mail, encoding = self._mail_command(session, mail_from, recipients, body)
@@ -388,9 +411,21 @@ class SmtpProvider:
             # The body goes out on its own, after the 354: only a reply lost after it went
             # out leaves the outcome unknown (the server may have the message).
             stage = "end of DATA"
-            wire.write(body, 1)
-            body_sent = True
-            [reply] = await wire.read(1)
+            if session.pipelining:
+                # RFC 2920 §3.1: the message may start a group the next transaction's MAIL,
+                # RCPT… and DATA end. Its final reply is read first (reads are served in
+                # order); then the session goes to the next caller, whose commands join the
+                # held message in one send().
+                wire.write(body, 1, hold=True)
+                body_sent = True
+                final = wire.read(1)
+                lease.release()
+                wire.flush_soon()
+                [reply] = await final
+            else:
+                wire.write(body, 1)
+                body_sent = True
+                [reply] = await wire.read(1)
         except SessionBroken as exc:
             # Connection lost (also what the watchdog's time_out causes) or unreadable reply.
             wire.close()
@@ -401,7 +436,9 @@ class SmtpProvider:
                     f"{self._where}: {what} waiting for the reply to the end of DATA; "
                     "the server may have accepted the message"
                 ) from exc
-            if reused and stage == "MAIL FROM" and not wire.timed_out:
+            if stage == "MAIL FROM" and (exc.queued or (reused and not wire.timed_out)):
+                # Lost before MAIL could be answered (behind the previous message's final
+                # reply, or on a session the server had closed): nothing was committed.
                 raise _StaleSession from exc
             log.warning("smtp.connection_lost", provider=self.name, url=self._where, stage=stage)
             raise TransientError(f"{self._where}: {what} during {stage}") from exc

@@ -10,6 +10,7 @@ drops replies that arrive together.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import Final, NamedTuple
 
 #: Limits against a server that streams without line ends or endless continuation lines;
@@ -88,13 +89,15 @@ class SessionBroken(Exception):
     """The session cannot go on: connection lost, a reply timed out or was unreadable.
 
     ``replies`` are those of the failed wait that did arrive, in order: a ``421`` among
-    them explains the loss.
+    them explains the loss. ``queued``: the wait was still behind another one (an earlier
+    transaction's final reply), so none of its own replies was due yet.
     """
 
-    def __init__(self, reason: str, replies: list[SmtpReply]) -> None:
+    def __init__(self, reason: str, replies: list[SmtpReply], *, queued: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.replies = replies
+        self.queued = queued
 
 
 class SmtpWire(asyncio.Protocol):
@@ -106,6 +109,12 @@ class SmtpWire(asyncio.Protocol):
     :attr:`deadline` is the loop time by which the awaited reply must arrive; the session
     pool's watchdog calls :meth:`time_out` after it. It restarts with each reply that
     arrives, so a group of pipelined commands gets the timeout per reply, as one at a time.
+
+    Reads queue up and are served in order (a transaction's final reply, then the next
+    transaction's on the same session: RFC 2920 §3.1 pipelining across transactions). A
+    write with ``hold=True`` is kept back, and writes after it join it, until
+    :meth:`flush_soon`'s flush: the end of one message and the next one's commands go out
+    in one send().
     """
 
     def __init__(self, transport: asyncio.Transport, *, timeout: float) -> None:
@@ -115,8 +124,10 @@ class SmtpWire(asyncio.Protocol):
         self._parser = ReplyParser()
         self._replies: list[SmtpReply] = []  # arrived, not yet read
         self._owed = 0  # replies the server still owes for what was written
-        self._want = 0
-        self._waiter: asyncio.Future[list[SmtpReply]] | None = None
+        # Pending reads, in order: how many replies each wants, and its future.
+        self._reads: deque[tuple[int, asyncio.Future[list[SmtpReply]]]] = deque()
+        self._held: list[bytes] | None = None  # written, not sent yet (see flush_soon)
+        self._flush_due = False
         self._failure: str | None = None
         self._released: asyncio.Future[None] = self._loop.create_future()
         self.deadline = 0.0
@@ -139,31 +150,60 @@ class SmtpWire(asyncio.Protocol):
         """The socket is gone (after a TLS close, only once close_notify was exchanged)."""
         return self._released.done()
 
-    def write(self, data: bytes, replies: int) -> None:
-        """Send ``data``: commands, or a message, that ``replies`` replies will answer."""
+    def write(self, data: bytes, replies: int, *, hold: bool = False) -> None:
+        """Send ``data``: commands, or a message, that ``replies`` replies will answer.
+
+        ``hold``: keep it back until :meth:`flush_soon`'s flush; so are writes made while
+        something is held.
+        """
         if self._failure is not None:
             raise SessionBroken(self._failure, [])
         self._owed += replies
-        self._transport.write(data)
+        if self._held is not None:
+            self._held.append(data)
+        elif hold:
+            self._held = [data]
+        else:
+            self._transport.write(data)
+
+    def flush_soon(self) -> None:
+        """Send what is held once the callbacks scheduled so far have run: a caller that
+        was just handed this session writes its commands first, into the same send()."""
+        if self._held is not None and not self._flush_due:
+            self._flush_due = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        held, self._held = self._held, None
+        if held and self._failure is None:
+            self._transport.write(held[0] if len(held) == 1 else b"".join(held))
 
     def read(self, count: int) -> asyncio.Future[list[SmtpReply]]:
         """The next ``count`` replies, in order, to await (one wait: a future, no coroutine).
 
-        It fails with SessionBroken if they cannot all come. One read at a time.
+        It fails with SessionBroken if they cannot all come. Reads queue up: each gets the
+        replies after those of the reads before it.
         """
         waiter: asyncio.Future[list[SmtpReply]] = self._loop.create_future()
-        if len(self._replies) >= count:
+        if not self._reads and len(self._replies) >= count:
             waiter.set_result(self._take(count))
         elif self._failure is not None:
             waiter.set_exception(SessionBroken(self._failure, self._take(len(self._replies))))
         else:
-            self._want = count
-            self._waiter = waiter
-            self.deadline = self._loop.time() + self._timeout
+            if not self._reads:
+                self.deadline = self._loop.time() + self._timeout
+            self._reads.append((count, waiter))
         return waiter
 
     def close(self) -> None:
-        """Close gracefully (TLS: close_notify first); pending and later reads fail."""
+        """Close gracefully (TLS: close_notify first); pending and later reads fail.
+
+        What is held is sent first: it may be a message whose outcome is awaited.
+        """
+        held, self._held = self._held, None
+        if held and self._failure is None and not self._transport.is_closing():
+            self._transport.write(b"".join(held))
         self._fail("connection closed")
         if not self._transport.is_closing():
             self._transport.close()
@@ -216,13 +256,15 @@ class SmtpWire(asyncio.Protocol):
             self._replies.extend(replies)
         else:
             self._replies = replies
-        waiter = self._waiter
-        if waiter is not None:
-            if len(self._replies) >= self._want:
-                self._waiter = None
+        reads = self._reads
+        if reads:
+            while reads and len(self._replies) >= reads[0][0]:
+                count, waiter = reads.popleft()
+                taken = self._take(count)
+                if not waiter.done():  # else the reader was cancelled: its replies go
+                    waiter.set_result(taken)
+            if not reads:
                 self.deadline = 0.0
-                if not waiter.done():  # else the reader was cancelled
-                    waiter.set_result(self._take(self._want))
             elif replies:
                 self.deadline = self._loop.time() + self._timeout
         if unasked is not None:
@@ -241,11 +283,15 @@ class SmtpWire(asyncio.Protocol):
     def _fail(self, reason: str) -> None:
         if self._failure is None:
             self._failure = reason
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
+        reads = self._reads
+        if reads:
+            self._reads = deque()
             self.deadline = 0.0
+            # Those that came go with the first: a 421 among them says why the rest did not.
+            _, waiter = reads.popleft()
+            replies = self._take(len(self._replies))
             if not waiter.done():
-                # Those that came go with it: a 421 among them says why the rest did not.
-                replies = self._take(len(self._replies))
                 waiter.set_exception(SessionBroken(self._failure, replies))
+            for _, waiter in reads:
+                if not waiter.done():
+                    waiter.set_exception(SessionBroken(self._failure, [], queued=True))
