@@ -17,6 +17,7 @@ import aiohttp
 import orjson
 import structlog
 
+from herald.domain.channels import Channel
 from herald.domain.errors import ConfigurationError, TransientError, UnknownOutcome
 from herald.domain.message import Address
 from herald.providers.base import ProviderURL
@@ -82,6 +83,39 @@ class EmailApiSettings:
             sender=parse_sender(raw_from, where),
             timeout=timeout,
         )
+
+
+class EmailApiProvider:
+    """What the HTTP email API providers share: settings, one keep-alive client, one
+    endpoint with its auth headers. Subclasses build the request and read the answer."""
+
+    channel = Channel.EMAIL
+
+    def __init__(
+        self,
+        settings: EmailApiSettings,
+        *,
+        name: str,
+        path: str,
+        auth: dict[str, str],
+        http: HttpClient | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self._endpoint = f"{settings.base_url}{path}"
+        self._auth = auth
+        self._client = http or HttpClient(timeout=settings.timeout)
+
+    @property
+    def sender(self) -> Address:
+        """The default From; its domain also names this provider's Message-IDs."""
+        return self.settings.sender
+
+    async def check(self) -> None:
+        """Nothing to probe without spending quota; a bad key shows on the first send."""
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
 
 
 def parse_sender(value: str, where: str) -> Address:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from herald.domain.channels import Channel
 from herald.domain.errors import DeliveryError, PermanentError, TransientError
 from herald.domain.message import Address, Delivery, Email, Receipt
 from herald.providers.base import ProviderURL, content_of
 from herald.providers.email_api import (
     COMMON_OPTIONS,
+    EmailApiProvider,
     EmailApiSettings,
     json_body,
     mailbox,
@@ -39,11 +39,8 @@ INACTIVE_RECIPIENT: Final = 406
 _NOT_RECIPIENT: Final = frozenset({10, 400, 401, 405, 412, 1235})
 
 
-class PostmarkProvider:
+class PostmarkProvider(EmailApiProvider):
     """Delivers email with one ``POST /email`` per message."""
-
-    name: str
-    channel: Channel
 
     def __init__(
         self,
@@ -53,13 +50,14 @@ class PostmarkProvider:
         stream: str | None = None,
         http: HttpClient | None = None,
     ) -> None:
-        self.name = name
-        self.channel = Channel.EMAIL
-        self.settings = settings
+        super().__init__(
+            settings,
+            name=name,
+            path="/email",
+            auth={"X-Postmark-Server-Token": settings.api_key},
+            http=http,
+        )
         self.stream = stream
-        self._endpoint = f"{settings.base_url}/email"
-        self._auth = {"X-Postmark-Server-Token": settings.api_key}
-        self._client = http or HttpClient(timeout=settings.timeout)
 
     @classmethod
     def from_url(cls, url: ProviderURL, *, name: str) -> PostmarkProvider:
@@ -70,11 +68,6 @@ class PostmarkProvider:
         return cls(
             settings, name=name, stream=url.option("stream") or None, http=client_from_url(url)
         )
-
-    @property
-    def sender(self) -> Address:
-        """The default From; its domain also names this provider's Message-IDs."""
-        return self.settings.sender
 
     async def send(self, delivery: Delivery) -> Receipt:
         content = content_of(delivery, Email, self.name)
@@ -97,12 +90,6 @@ class PostmarkProvider:
             provider_message_id=str(message_id) if message_id else None,
             detail=f"{response.status} {answer.get('Message') or 'OK'}",
         )
-
-    async def check(self) -> None:
-        """Nothing to probe without spending quota; a bad token shows on the first send."""
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
 
 def email_body(

@@ -10,11 +10,16 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-from herald.domain.channels import Channel
 from herald.domain.errors import DeliveryError, PermanentError, TransientError
 from herald.domain.message import Address, Delivery, Email, Receipt
 from herald.providers.base import ProviderURL, content_of
-from herald.providers.email_api import EmailApiSettings, json_body, mailbox, post_json
+from herald.providers.email_api import (
+    EmailApiProvider,
+    EmailApiSettings,
+    json_body,
+    mailbox,
+    post_json,
+)
 from herald.providers.http import (
     HttpClient,
     HttpResponse,
@@ -42,32 +47,25 @@ _TRANSIENT: Final = frozenset(
 )
 
 
-class ResendProvider:
+class ResendProvider(EmailApiProvider):
     """Delivers email with one ``POST /emails`` per message."""
-
-    name: str
-    channel: Channel
 
     def __init__(
         self, settings: EmailApiSettings, *, name: str = "resend", http: HttpClient | None = None
     ) -> None:
-        self.name = name
-        self.channel = Channel.EMAIL
-        self.settings = settings
-        self._endpoint = f"{settings.base_url}/emails"
-        self._auth = {"Authorization": f"Bearer {settings.api_key}"}
-        self._client = http or HttpClient(timeout=settings.timeout)
+        super().__init__(
+            settings,
+            name=name,
+            path="/emails",
+            auth={"Authorization": f"Bearer {settings.api_key}"},
+            http=http,
+        )
 
     @classmethod
     def from_url(cls, url: ProviderURL, *, name: str) -> ResendProvider:
         """Build from ``resend://API_KEY@?from=…``; raises ConfigurationError."""
         settings = EmailApiSettings.from_url(url, default_base_url=DEFAULT_BASE_URL)
         return cls(settings, name=name, http=client_from_url(url))
-
-    @property
-    def sender(self) -> Address:
-        """The default From; its domain also names this provider's Message-IDs."""
-        return self.settings.sender
 
     async def send(self, delivery: Delivery) -> Receipt:
         content = content_of(delivery, Email, self.name)
@@ -92,12 +90,6 @@ class ResendProvider:
             provider_message_id=str(message_id) if message_id else None,
             detail=f"{response.status} accepted",
         )
-
-    async def check(self) -> None:
-        """Nothing to probe without spending quota; a bad key shows on the first send."""
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
 
 def emails_body(delivery: Delivery, content: Email, default_sender: Address) -> dict[str, Any]:

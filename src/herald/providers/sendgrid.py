@@ -10,11 +10,16 @@ from __future__ import annotations
 import time
 from typing import Any, Final
 
-from herald.domain.channels import Channel
 from herald.domain.errors import DeliveryError, PermanentError, TransientError
 from herald.domain.message import Address, Delivery, Email, Receipt
 from herald.providers.base import ProviderURL, content_of
-from herald.providers.email_api import EmailApiSettings, json_body, post_json, unique
+from herald.providers.email_api import (
+    EmailApiProvider,
+    EmailApiSettings,
+    json_body,
+    post_json,
+    unique,
+)
 from herald.providers.http import (
     HttpClient,
     HttpResponse,
@@ -29,32 +34,25 @@ IDEMPOTENCY_ARG: Final = "herald_idempotency_key"
 NOTIFICATION_ARG: Final = "herald_notification_id"
 
 
-class SendGridProvider:
+class SendGridProvider(EmailApiProvider):
     """Delivers email with one Mail Send request per message."""
-
-    name: str
-    channel: Channel
 
     def __init__(
         self, settings: EmailApiSettings, *, name: str = "sendgrid", http: HttpClient | None = None
     ) -> None:
-        self.name = name
-        self.channel = Channel.EMAIL
-        self.settings = settings
-        self._endpoint = f"{settings.base_url}/v3/mail/send"
-        self._auth = {"Authorization": f"Bearer {settings.api_key}"}
-        self._client = http or HttpClient(timeout=settings.timeout)
+        super().__init__(
+            settings,
+            name=name,
+            path="/v3/mail/send",
+            auth={"Authorization": f"Bearer {settings.api_key}"},
+            http=http,
+        )
 
     @classmethod
     def from_url(cls, url: ProviderURL, *, name: str) -> SendGridProvider:
         """Build from ``sendgrid://API_KEY@?from=…``; raises ConfigurationError."""
         settings = EmailApiSettings.from_url(url, default_base_url=DEFAULT_BASE_URL)
         return cls(settings, name=name, http=client_from_url(url))
-
-    @property
-    def sender(self) -> Address:
-        """The default From; its domain also names this provider's Message-IDs."""
-        return self.settings.sender
 
     async def send(self, delivery: Delivery) -> Receipt:
         content = content_of(delivery, Email, self.name)
@@ -72,12 +70,6 @@ class SendGridProvider:
             raise error
         message_id = response.headers.get("X-Message-Id")
         return Receipt(provider_message_id=message_id, detail=f"{response.status} accepted")
-
-    async def check(self) -> None:
-        """Nothing to probe without spending quota; a bad key shows on the first send."""
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
 
 
 def mail_send_body(delivery: Delivery, content: Email, default_sender: Address) -> dict[str, Any]:
