@@ -146,6 +146,19 @@ def _is_base64(value: Any) -> bool:
 # --- SendGrid v3 Mail Send ---------------------------------------------------------------
 
 
+def email_api_url(scheme: str, api: FakeApi, key: str, **options: str) -> str:
+    """An HTTP email API provider URL pointing at ``api``, sending from a fixed shop address."""
+    query = "&".join(
+        f"{k}={v}"
+        for k, v in {
+            "from": "Shop%20%3Cshop@example.org%3E",
+            "base_url": api.url,
+            **options,
+        }.items()
+    )
+    return f"{scheme}://{key}@?{query}"
+
+
 class FakeSendGrid(FakeApi):
     """``POST /v3/mail/send``: 202 with ``X-Message-Id``; errors as ``{"errors": [...]}``."""
 

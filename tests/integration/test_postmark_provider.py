@@ -16,22 +16,14 @@ from herald.domain.errors import PermanentError, TransientError, UnknownOutcome
 from herald.domain.message import Address, Attachment, Delivery, Email
 from herald.providers.base import ProviderURL
 from herald.providers.postmark import PostmarkProvider
-from tests.integration.http_fakes import FakePostmark
+from tests.integration.http_fakes import FakePostmark, email_api_url
 from tests.integration.smtp_server import SmtpTestServer
 
 PNG = base64.b64encode(b"\x89PNG fake").decode()
 
 
 def postmark_url(api: FakePostmark, token: str | None = None, **options: str) -> str:
-    query = "&".join(
-        f"{k}={v}"
-        for k, v in {
-            "from": "Shop%20%3Cshop@example.org%3E",
-            "base_url": api.url,
-            **options,
-        }.items()
-    )
-    return f"postmark://{token or api.token}@?{query}"
+    return email_api_url("postmark", api, token or api.token, **options)
 
 
 @pytest.fixture

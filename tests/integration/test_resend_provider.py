@@ -16,7 +16,7 @@ from herald.domain.errors import PermanentError, TransientError, UnknownOutcome
 from herald.domain.message import Address, Attachment, Delivery, Email
 from herald.providers.base import ProviderURL
 from herald.providers.resend import ResendProvider
-from tests.integration.http_fakes import FakeResend, FakeSendGrid, resend_error_body
+from tests.integration.http_fakes import FakeResend, FakeSendGrid, email_api_url, resend_error_body
 from tests.integration.settle import drain_until_settled
 from tests.integration.test_sendgrid_provider import errors, sendgrid_url
 
@@ -24,15 +24,7 @@ PNG = base64.b64encode(b"\x89PNG fake").decode()
 
 
 def resend_url(api: FakeResend, key: str | None = None, **options: str) -> str:
-    query = "&".join(
-        f"{k}={v}"
-        for k, v in {
-            "from": "Shop%20%3Cshop@example.org%3E",
-            "base_url": api.url,
-            **options,
-        }.items()
-    )
-    return f"resend://{key or api.api_key}@?{query}"
+    return email_api_url("resend", api, key or api.api_key, **options)
 
 
 @pytest.fixture

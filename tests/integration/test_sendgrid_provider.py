@@ -16,22 +16,14 @@ from herald.domain.errors import PermanentError, TransientError, UnknownOutcome
 from herald.domain.message import Address, Attachment, Delivery, Email, Sms
 from herald.providers.base import ProviderURL
 from herald.providers.sendgrid import SendGridProvider
-from tests.integration.http_fakes import FakeSendGrid, unanswered_port
+from tests.integration.http_fakes import FakeSendGrid, email_api_url, unanswered_port
 from tests.integration.settle import drain_until_settled
 
 PNG = base64.b64encode(b"\x89PNG fake").decode()
 
 
 def sendgrid_url(api: FakeSendGrid, key: str | None = None, **options: str) -> str:
-    query = "&".join(
-        f"{k}={v}"
-        for k, v in {
-            "from": "Shop%20%3Cshop@example.org%3E",
-            "base_url": api.url,
-            **options,
-        }.items()
-    )
-    return f"sendgrid://{key or api.api_key}@?{query}"
+    return email_api_url("sendgrid", api, key or api.api_key, **options)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Webhook URLs that answered 410 Gone, as a worker knows them.
 
 Loaded from the store and reloaded every few seconds (another worker's 410s, and URLs
-cleared with ``herald webhooks gone --clear``, show up within that), and added to at once
+cleared with ``herald webhooks forget``, show up within that), and added to at once
 when this worker gets a 410, so the very next notification to that URL is not sent.
 """
 
