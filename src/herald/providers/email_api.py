@@ -18,7 +18,7 @@ import orjson
 import structlog
 
 from herald.domain.channels import Channel
-from herald.domain.errors import ConfigurationError, TransientError, UnknownOutcome
+from herald.domain.errors import ConfigurationError
 from herald.domain.message import Address
 from herald.providers.base import ProviderURL
 from herald.providers.http import HttpClient, HttpResponse
@@ -32,9 +32,6 @@ COMMON_OPTIONS = frozenset(
 )
 #: Seconds allowed to open a connection (within the request's own timeout).
 CONNECT_TIMEOUT: Final = 10.0
-# Transport errors that mean the request never left (aiohttp ≥ 3.10 tells a connect timeout
-# apart from a read timeout).
-_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 _MAILBOX = re.compile(r"^[^\s<>@,;\"]+@[^\s<>@,;\"]+$")
 # Display names with these need quoting in a "Name <addr>" string (RFC 5322 specials).
 _SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
@@ -160,33 +157,22 @@ async def post_json(
     body: dict[str, Any],
     *,
     headers: dict[str, str],
-    what: str,
     idempotent: bool,
     time_limit: float,
 ) -> HttpResponse:
     """POST ``body`` as JSON within ``time_limit`` seconds, of which at most half (and at
-    most 10 s) to connect.
-
-    A request that could not connect was never sent: plain TransientError (fail over). A
-    timeout or a dropped connection after sending may have been accepted: unless the API
-    deduplicates (``idempotent``), that is an UnknownOutcome, retried on the same provider
-    and counted as a possible duplicate rather than sent again through another one.
-    """
-    try:
-        return await client.request(
-            "POST",
-            url,
-            data=orjson.dumps(body),
-            headers={"Content-Type": "application/json", "Accept": "application/json", **headers},
-            # A separate connect timeout tells "never connected" from "no answer".
-            timeout=aiohttp.ClientTimeout(
-                total=time_limit, sock_connect=min(time_limit / 2, CONNECT_TIMEOUT)
-            ),
-        )
-    except TransientError as error:
-        if idempotent or isinstance(error.__cause__, _NOT_SENT):
-            raise
-        raise UnknownOutcome(f"{what}: {error.message}; it may have been accepted") from error
+    most 10 s) to connect, so that a request never sent (fail over) is told from one that
+    may have been accepted (UnknownOutcome unless the API deduplicates: ``idempotent``)."""
+    return await client.request(
+        "POST",
+        url,
+        data=orjson.dumps(body),
+        headers={"Content-Type": "application/json", "Accept": "application/json", **headers},
+        timeout=aiohttp.ClientTimeout(
+            total=time_limit, sock_connect=min(time_limit / 2, CONNECT_TIMEOUT)
+        ),
+        idempotent=idempotent,
+    )
 
 
 def json_body(response: HttpResponse) -> Any:

@@ -17,7 +17,13 @@ from typing import Any
 import aiohttp
 
 from herald import __version__
-from herald.domain.errors import ConfigurationError, DeliveryError, PermanentError, TransientError
+from herald.domain.errors import (
+    ConfigurationError,
+    DeliveryError,
+    PermanentError,
+    TransientError,
+    UnknownOutcome,
+)
 from herald.providers.base import ProviderURL
 
 USER_AGENT = f"Herald/{__version__}"
@@ -75,25 +81,36 @@ class HttpClient:
         url: str,
         *,
         max_body: int = MAX_RESPONSE_BYTES,
+        idempotent: bool = True,
         **kwargs: Any,
     ) -> HttpResponse:
         """Send one request; transport failures become TransientError (redirects are not
         followed: a provider API that redirects is misconfigured, a webhook must not be
-        steered elsewhere)."""
+        steered elsewhere).
+
+        A request that never connected was never sent. One that timed out or lost its
+        connection after that may have been accepted: unless the API deduplicates it
+        (``idempotent``), that is an UnknownOutcome — retried on the same provider and
+        counted as a possible duplicate, not sent again through another one. Telling the
+        two apart needs a connect timeout (``sock_connect``) in the request's timeout.
+        """
         kwargs.setdefault("allow_redirects", False)
         try:
             async with self.session().request(method, url, **kwargs) as response:
                 body = await response.content.read(max_body)
                 return HttpResponse(response.status, response.headers, body)
-        except TimeoutError as exc:
-            raise TransientError(f"{method} {url}: timed out") from exc
         except aiohttp.ClientConnectorError as exc:
             # A resolver that classifies its own refusal (the SSRF guard's) keeps its verdict.
             if isinstance(exc.os_error, DeliveryError):
                 raise exc.os_error from exc
             raise TransientError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
-        except aiohttp.ClientError as exc:
-            raise TransientError(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            reason = (
+                "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+            )
+            if idempotent or isinstance(exc, aiohttp.ConnectionTimeoutError):
+                raise TransientError(f"{method} {url}: {reason}") from exc
+            raise UnknownOutcome(f"{method} {url}: {reason}; it may have been accepted") from exc
 
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:
