@@ -1,3 +1,4 @@
+import os
 import uuid
 
 from hypothesis import given
@@ -31,3 +32,15 @@ def test_next_after_is_the_following_valid_uuid7(ms: int, rand_a: int, rand_b: i
     parsed = uuid.UUID(int=following)
     assert parsed.version == 7
     assert parsed.variant == uuid.RFC_4122
+
+
+def test_a_forked_child_makes_other_ids_than_its_parent():
+    new_id(2_000_000_000.0)  # the parent has random bytes fetched ahead
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, new_id(2_000_000_001.0).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    assert child != new_id(2_000_000_001.0)

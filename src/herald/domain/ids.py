@@ -8,6 +8,19 @@ import time
 
 _lock = threading.Lock()
 _last = 0
+#: Random bytes fetched ahead: one getrandom() call per 256 ids instead of one per id.
+_RANDOM_AHEAD = 10 * 256
+_random = b""
+_used = 0
+
+
+def _forget_random() -> None:
+    """A forked child must not hand out its parent's random bytes (the same ids)."""
+    global _random, _used
+    _random, _used = b"", 0
+
+
+os.register_at_fork(after_in_child=_forget_random)
 
 
 def new_id(now: float | None = None) -> str:
@@ -17,15 +30,18 @@ def new_id(now: float | None = None) -> str:
     millisecond as the previous one, or with a clock that stepped back, is the previous one
     plus one, so a batch's ids follow the order they were made in.
     """
-    global _last
+    global _last, _random, _used
     ms = int((time.time() if now is None else now) * 1000)
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80
-    value |= 0x7 << 76  # version
-    value |= ((rand >> 62) & 0xFFF) << 64  # rand_a: 12 bits
-    value |= 0b10 << 62  # variant
-    value |= rand & 0x3FFF_FFFF_FFFF_FFFF  # rand_b: 62 bits
     with _lock:
+        if _used == len(_random):
+            _random, _used = os.urandom(_RANDOM_AHEAD), 0
+        rand = int.from_bytes(_random[_used : _used + 10], "big")
+        _used += 10
+        value = (ms & 0xFFFF_FFFF_FFFF) << 80
+        value |= 0x7 << 76  # version
+        value |= ((rand >> 62) & 0xFFF) << 64  # rand_a: 12 bits
+        value |= 0b10 << 62  # variant
+        value |= rand & 0x3FFF_FFFF_FFFF_FFFF  # rand_b: 62 bits
         if value <= _last:
             value = _next_after(_last)
         _last = value
