@@ -83,7 +83,7 @@ class Dispatcher:
         channel = Channel(row.channel)
         stale = self._staleness(row, now)
         if stale is not None:
-            metrics.EXPIRED.labels(channel.value).inc()
+            metrics.labelled(metrics.EXPIRED, channel.value).inc()
             return _verdict(row, Status.EXPIRED, now, detail=stale, last_error=stale)
         delivery = Delivery(
             notification_id=row.id,
@@ -95,7 +95,7 @@ class Dispatcher:
         )
         content = delivery.content
         if isinstance(content, Webhook) and self._gone and await self._gone.contains(content.url):
-            metrics.FAILED.labels(channel.value, "herald", "permanent").inc()
+            metrics.labelled(metrics.FAILED, channel.value, "herald", "permanent").inc()
             reason = f"{content.url} answered 410 Gone earlier; not sent"
             return _verdict(row, Status.FAILED, now, last_error=reason, detail=reason)
         chain = _able(self._chains[channel], delivery)
@@ -123,7 +123,7 @@ class Dispatcher:
                     guard.exit(error)
                 errors.append((provider, error))
                 kind = _kind(error)
-                metrics.FAILED.labels(channel.value, provider.name, kind).inc()
+                metrics.labelled(metrics.FAILED, channel.value, provider.name, kind).inc()
                 if following is None or not _fails_over(error):
                     break
                 events.append(
@@ -164,8 +164,8 @@ class Dispatcher:
         events: list[NewEvent],
     ) -> Verdict:
         now = time.time()
-        metrics.SENT.labels(channel.value, provider.name).inc()
-        metrics.ACCEPT_TO_SENT.labels(channel.value).observe(max(now - row.send_at, 0.0))
+        metrics.labelled(metrics.SENT, channel.value, provider.name).inc()
+        metrics.labelled(metrics.ACCEPT_TO_SENT, channel.value).observe(max(now - row.send_at, 0.0))
         detail = receipt.detail or "accepted by the provider"
         if receipt.rejected:
             refused = "; ".join(f"{r.address}: {r.message}" for r in receipt.rejected)
@@ -205,7 +205,7 @@ class Dispatcher:
         provider, error = errors[-1]
         unknown = any(isinstance(e, UnknownOutcome) for _, e in errors)
         if unknown:
-            metrics.POSSIBLE_DUPLICATES.labels(channel.value).inc()
+            metrics.labelled(metrics.POSSIBLE_DUPLICATES, channel.value).inc()
         message = f"{error.message}" + (f" [{error.code}]" if error.code else "")
         permanent = isinstance(error, PermanentError)
         if isinstance(error, Gone):
@@ -227,7 +227,7 @@ class Dispatcher:
             if self._gone is not None:
                 self._gone.add(error.target)
         elif permanent or self._policy.exhausted(row.attempts):
-            metrics.DEAD.labels(channel.value).inc()
+            metrics.labelled(metrics.DEAD, channel.value).inc()
             reason = message if permanent else f"attempts exhausted ({row.attempts}): {message}"
             verdict = _verdict(
                 row,
@@ -242,7 +242,7 @@ class Dispatcher:
         else:
             retry_after = error.retry_after if isinstance(error, TransientError) else None
             delay = self._policy.delay_for(row.attempts, retry_after=retry_after)
-            metrics.RETRIED.labels(channel.value).inc()
+            metrics.labelled(metrics.RETRIED, channel.value).inc()
             verdict = _verdict(
                 row,
                 Status.RETRYING,
