@@ -250,8 +250,7 @@ class Herald:
         replayed = [a.id for a in accepted if a.replayed]
         current = await self.notifications.statuses(replayed) if replayed else {}
         return [
-            # Values Herald made itself: construct (1,000 validations show at this rate).
-            AcceptedItem.model_construct(
+            AcceptedItem(
                 id=result.id,
                 status=current.get(result.id, row["status"]),
                 idempotency_key=row["idempotency_key"],
