@@ -7,7 +7,7 @@ import asyncio
 import json
 from typing import Any
 
-from bench import e2e, sms, templates, webhook
+from bench import e2e, machine, sms, templates, webhook
 
 
 def _load_arguments(
@@ -57,6 +57,7 @@ def main() -> None:
     )
     accept = sub.add_parser("accept", help="HTTP accept alone (herald api, no worker)")
     _load_arguments(accept, db="sqlite", n=50000, offered_rate=False)
+    sub.add_parser("machine", help="this machine's limits without Herald, to scale figures by")
     sub.add_parser("all", help="the email scenarios on both databases")
     args = parser.parse_args()
 
@@ -86,6 +87,8 @@ def main() -> None:
             )
         )
         result = asyncio.run(webhook.run(hook_options))
+    elif args.scenario == "machine":
+        result = asyncio.run(machine.run())
     else:
         for db in ("sqlite", "postgresql"):
             for mode, n in (("batch", 20000), ("single", 5000)):
