@@ -7,7 +7,7 @@ import asyncio
 import json
 from typing import Any
 
-from bench import e2e, machine, sms, templates, webhook
+from bench import deliver, e2e, machine, sms, templates, webhook
 
 
 def _load_arguments(
@@ -57,6 +57,12 @@ def main() -> None:
     )
     accept = sub.add_parser("accept", help="HTTP accept alone (herald api, no worker)")
     _load_arguments(accept, db="sqlite", n=50000, offered_rate=False)
+    draining = sub.add_parser("deliver", help="a filled queue drained by herald worker(s)")
+    draining.add_argument("--db", choices=["sqlite", "postgresql"], default="postgresql")
+    draining.add_argument("-n", type=int, default=30000)
+    draining.add_argument("--workers", type=int, default=1)
+    draining.add_argument("--pool-size", type=int, default=8)
+    draining.add_argument("--concurrency", type=int, default=128)
     sub.add_parser("machine", help="this machine's limits without Herald, to scale figures by")
     sub.add_parser("all", help="the email scenarios on both databases")
     args = parser.parse_args()
@@ -87,6 +93,18 @@ def main() -> None:
             )
         )
         result = asyncio.run(webhook.run(hook_options))
+    elif args.scenario == "deliver":
+        result = asyncio.run(
+            deliver.run(
+                deliver.Options(
+                    db=args.db,
+                    n=args.n,
+                    workers=args.workers,
+                    pool_size=args.pool_size,
+                    concurrency=args.concurrency,
+                )
+            )
+        )
     elif args.scenario == "machine":
         result = asyncio.run(machine.run())
     else:

@@ -218,7 +218,7 @@ async def load(
         return started, time.time()
 
 
-def _progress(conn: Any) -> tuple[int, list[Any]]:
+def progress(conn: Any) -> tuple[int, list[Any]]:
     import sqlalchemy as sa
 
     done = conn.execute(
@@ -245,7 +245,7 @@ async def wait_delivered(
     deadline = time.monotonic() + give_up_after
     try:
         while True:
-            done, other = await database.run(_progress, readonly=True)
+            done, other = await database.run(progress, readonly=True)
             if done >= n:
                 break
             if other:
