@@ -16,7 +16,6 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from bench import e2e
@@ -32,12 +31,6 @@ class Options:
     concurrency: int = 128
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a running process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def _first_delivery(
     db_url: str, workers: list[asyncio.subprocess.Process]
 ) -> tuple[int, float]:
@@ -47,7 +40,7 @@ async def _first_delivery(
         while True:
             done, _other = await database.run(e2e.progress, readonly=True)
             if done:
-                return done, sum(cpu_seconds(w.pid) for w in workers)
+                return done, sum(e2e.cpu_seconds(w.pid) for w in workers)
             await asyncio.sleep(0.01)
     finally:
         await database.dispose()
@@ -91,7 +84,7 @@ async def run(opts: Options) -> dict[str, Any]:
                 # CPU counted from the first delivery on: start-up is not per message.
                 first_done, first_cpu = await _first_delivery(db_url, workers)
                 times = await e2e.wait_delivered(db_url, opts.n)
-                cpu = sum(cpu_seconds(w.pid) for w in workers) - first_cpu
+                cpu = sum(e2e.cpu_seconds(w.pid) for w in workers) - first_cpu
                 rss = max(e2e.peak_rss_mb(w.pid) for w in workers)
             finally:
                 for worker in workers:

@@ -148,6 +148,12 @@ def herald_processes(
                 proc.kill()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -317,7 +323,9 @@ async def run_accept_only(opts: Options) -> dict[str, Any]:
         if await migrate.wait():
             raise SystemExit("herald migrate failed")
         with herald_serve(env, port, "api") as proc:
+            cpu_before = cpu_seconds(proc.pid)
             started, accepted = await load(opts, f"http://127.0.0.1:{port}")
+            cpu = cpu_seconds(proc.pid) - cpu_before
             rss = peak_rss_mb(proc.pid)
     return {
         "scenario": "accept",
@@ -326,6 +334,7 @@ async def run_accept_only(opts: Options) -> dict[str, Any]:
         "n": opts.n,
         "batch_size": opts.batch_size if opts.mode == "batch" else 1,
         "accepted_per_s": round(opts.n / (accepted - started)),
+        "api_cpu_us_per_notification": round(cpu / opts.n * 1e6, 1),
         "peak_rss_mb": round(rss, 1),
     }
 
