@@ -158,6 +158,34 @@ async def test_rendering_errors_are_422_naming_template_part_and_line(api: Api):
     assert await api.count() == 0
 
 
+async def test_a_handlebars_syntax_error_names_template_part_and_line(api: Api):
+    html = "<p>{{#if vip}}\n<b>{{name}}</b>\n{{#each perks}}<i>{{this}}</i>\n{{/if}}</p>"
+    broken = await api.client.put(
+        "/v1/templates/perks",
+        json={"engine": "handlebars", "variants": {"email": {"subject": "Hi", "html": html}}},
+    )
+    assert assert_error(broken, 422, "invalid_request")["fields"] == {
+        "template": "template 'perks', email.html, line 4: unexpected closing tag if"
+    }
+
+
+async def test_a_folder_handlebars_template_with_a_syntax_error_names_the_line(
+    sqlite_url: str, tmp_path: Path
+):
+    folder = tmp_path / "receipt"
+    folder.mkdir()
+    (folder / "sms.txt.hbs").write_text("Total: {{total}}\nPaid {{paid_at}\n")
+    async with running_api(sqlite_url, templates_dir=tmp_path) as folder_api:
+        response = await folder_api.client.post(
+            "/v1/notifications",
+            json={"channel": "sms", "to": "+14155552671", "template": "receipt"},
+        )
+        assert assert_error(response, 422, "invalid_request")["fields"] == {
+            "template": "template 'receipt', sms.body, line 2: unclosed tag"
+        }
+        assert await folder_api.count() == 0
+
+
 async def test_a_batch_reports_template_errors_per_item(api: Api):
     await put(api, "order", ORDER)
     ok = {"channel": "email", "to": "a@example.org", "template": "order", "data": DATA}

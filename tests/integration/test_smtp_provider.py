@@ -564,6 +564,25 @@ async def test_without_pipelining_commands_go_one_at_a_time(
     assert all(r.count(b"\r\n") == 1 for r in reads)
 
 
+async def test_pipelining_false_sends_one_command_at_a_time_to_a_server_offering_it(
+    smtp_server_factory: SmtpServerFactory, make_provider: MakeProvider
+):
+    server = smtp_server_factory(pipelining=True)
+    provider = make_provider(server, pipelining="false", pool_size=1)
+    await provider.send(delivery(("alice@example.org", "bob@example.org")))
+    server.clear()
+    sent = [delivery(), delivery()]
+    results = await asyncio.gather(*(provider.send(d) for d in sent), return_exceptions=True)
+
+    assert all(not isinstance(r, BaseException) for r in results), results
+    assert [m.message_id for m in server.messages] == [d.content.message_id for d in sent]
+    reads = _command_reads(server)
+    assert [r.split(b":")[0] for r in reads] == [b"MAIL FROM", b"RCPT TO", b"DATA\r\n"] * 2
+    assert all(r.count(b"\r\n") == 1 for r in reads)
+    assert not any(b".\r\nMAIL FROM:" in r for r in server.reads())  # no body + next group
+    assert server.connections_accepted == 0  # since clear(): the same session
+
+
 @pytest.mark.parametrize("tls", ["starttls", "tls"])
 async def test_pipelining_over_tls_and_close_notify_on_aclose(
     tls: str, smtp_server_factory: SmtpServerFactory, make_provider: MakeProvider

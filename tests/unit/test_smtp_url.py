@@ -30,6 +30,7 @@ def test_defaults():
     assert s.verify is True
     assert s.ca_file is None
     assert s.helo is None
+    assert s.pipelining is True
 
 
 @pytest.mark.parametrize(
@@ -53,7 +54,7 @@ def test_every_option(tmp_path: Path):
         "smtp://us%40er:p%3Ass@mail.example.org:2525?tls=none"
         "&from=Herald%20%3Cnoreply@example.org%3E&envelope_from=bounces@example.org"
         "&pool_size=8&max_messages=50&idle_timeout=2.5&timeout=0.5&verify=false"
-        f"&ca_file={ca}&helo=worker-1.example.org&name=primary"
+        f"&ca_file={ca}&helo=worker-1.example.org&pipelining=false&name=primary"
     )
     assert s.port == 2525
     assert (s.username, s.password) == ("us@er", "p:ss")
@@ -63,6 +64,7 @@ def test_every_option(tmp_path: Path):
     assert s.verify is False
     assert s.ca_file == str(ca)
     assert s.helo == "worker-1.example.org"
+    assert s.pipelining is False
 
 
 def test_quoted_display_name_with_comma():
@@ -87,6 +89,7 @@ def test_quoted_display_name_with_comma():
         (f"smtp://mail.example.org?idle_timeout=soon&{FROM}", "is not a number"),
         (f"smtp://mail.example.org?max_messages=0&{FROM}", "max_messages=0 must be positive"),
         (f"smtp://mail.example.org?verify=maybe&{FROM}", "is not a boolean"),
+        (f"smtp://mail.example.org?pipelining=sometimes&{FROM}", "is not a boolean"),
         (f"smtp://mail.example.org?envelope_from=bounces&{FROM}", "is not an address"),
         (f"smtp://mail.example.org?helo=a%20b&{FROM}", "is not a host name"),
         (f"smtp://mail.example.org?ca_file=/no/such/ca.pem&{FROM}", "is not a readable file"),

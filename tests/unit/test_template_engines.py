@@ -231,8 +231,8 @@ def test_a_syntax_error_is_found_when_compiling():
         compiled("jinja", {"sms": {"body": "one\ntwo {% if %}"}})
     assert (caught.value.part, caught.value.line, caught.value.kind) == ("sms.body", 2, "template")
     with pytest.raises(TemplateError) as unclosed:
-        compiled("handlebars", {"sms": {"body": "{{#if x}}never closed"}})
-    assert unclosed.value.part == "sms.body"
+        compiled("handlebars", {"sms": {"body": "one\n{{#if x}}never closed"}})
+    assert (unclosed.value.part, unclosed.value.line) == ("sms.body", 2)
 
 
 @pytest.mark.parametrize("engine", ["jinja", "handlebars"])

@@ -3,12 +3,12 @@
 ``smtp://user:pass@host:port?tls=starttls&from=Name%20%3Cnoreply@example.org%3E`` — see
 ``docs/providers.md`` for every option. aiosmtplib opens each session (TLS, EHLO, AUTH);
 transactions then run on Herald's own protocol (:mod:`herald.providers.smtp_wire`): MAIL,
-RCPT per recipient and DATA in one write when the server offers PIPELINING (RFC 2920), one
-at a time otherwise, then the message; with PIPELINING the next transaction's commands follow
-that message in the same write, before its final reply (RFC 2920 §3.1). Every reply is
-classified: per-recipient refusals become :class:`RecipientRejection`\\ s, a lost reply to
-the end of DATA becomes :class:`UnknownOutcome`, everything else a transient or permanent
-error.
+RCPT per recipient and DATA in one write when the server offers PIPELINING (RFC 2920) and
+``pipelining=false`` does not turn it off, one at a time otherwise, then the message; with
+PIPELINING the next transaction's commands follow that message in the same write, before its
+final reply (RFC 2920 §3.1). Every reply is classified: per-recipient refusals become
+:class:`RecipientRejection`\\ s, a lost reply to the end of DATA becomes
+:class:`UnknownOutcome`, everything else a transient or permanent error.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ _OPTIONS: Final = frozenset(
         "verify",
         "ca_file",
         "helo",
+        "pipelining",
         "name",  # every provider URL accepts it; the registry reads it
         "concurrency",  # every provider URL accepts it; the worker reads it
     }
@@ -90,6 +91,9 @@ class SmtpSettings:
     verify: bool = True
     ca_file: str | None = None
     helo: str | None = None
+    #: False: one command at a time even when the server offers PIPELINING (for relays
+    #: that advertise it and mishandle it).
+    pipelining: bool = True
 
     @classmethod
     def from_url(cls, url: ProviderURL) -> SmtpSettings:
@@ -138,6 +142,7 @@ class SmtpSettings:
             verify=url.flag("verify", True),
             ca_file=ca_file,
             helo=helo,
+            pipelining=url.flag("pipelining", True),
         )
         for key, value in (
             ("pool_size", settings.pool_size),
@@ -323,7 +328,7 @@ class SmtpProvider:
         # (uvloop's transports have asyncio.Transport's methods but do not subclass it.)
         transport = cast(asyncio.Transport, client.transport)
         wire = SmtpWire.take_over(transport, timeout=settings.timeout)
-        return SmtpSession(wire, dict(client.esmtp_extensions))
+        return SmtpSession(wire, dict(client.esmtp_extensions), pipelining=settings.pipelining)
 
     def _connect_error(self, exc: Exception) -> DeliveryError:
         """Failures before MAIL FROM are never the recipient's fault."""

@@ -23,11 +23,12 @@ class SmtpSession:
         "wire",
     )
 
-    def __init__(self, wire: SmtpWire, extensions: Mapping[str, str]) -> None:
+    def __init__(self, wire: SmtpWire, extensions: Mapping[str, str], *, pipelining: bool) -> None:
         self.wire = wire
         #: EHLO keywords (lower case) and their parameters.
         self.extensions = extensions
-        self.pipelining = "pipelining" in extensions  # RFC 2920
+        #: RFC 2920, when offered and not turned off (``pipelining=False``).
+        self.pipelining = pipelining and "pipelining" in extensions
         self.size = "size" in extensions  # RFC 1870
         self.eight_bit = "8bitmime" in extensions  # RFC 6152
         self.smtputf8 = "smtputf8" in extensions  # RFC 6531

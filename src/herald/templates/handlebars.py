@@ -14,6 +14,7 @@ from typing import Any
 from dotpromptz_handlebars import Handlebars, HelperOptions, StrictModeError
 
 from herald.templates.budget import Meter, current_meter
+from herald.templates.handlebars_lines import error_line, variable_line
 from herald.templates.model import TemplateError
 
 
@@ -64,17 +65,17 @@ class HandlebarsPart:
         self._source = source
         try:
             self._render = engine.compile(source)
-        except ValueError as exc:
-            raise TemplateError(str(exc)) from None  # the engine reports no position
+        except (ValueError, IndexError) as exc:  # IndexError: ``{{/}}``, ``{{#*inline}}``
+            message = str(exc) if isinstance(exc, ValueError) else "a tag lacks its name"
+            raise TemplateError(message, line=error_line(source, exc, engine)) from None
 
     def render(self, data: Mapping[str, Any], meter: Meter) -> str:
         token = current_meter.set(meter)
         try:
             output = self._render(data)
         except StrictModeError as exc:
-            raise TemplateError(
-                f"{exc.path!r} is undefined", line=_line_of(self._source, exc.path), kind="data"
-            ) from None
+            line = variable_line(self._source, exc.path)
+            raise TemplateError(f"{exc.path!r} is undefined", line=line, kind="data") from None
         except TemplateError:
             raise
         except RecursionError:
@@ -88,10 +89,3 @@ class HandlebarsPart:
             raise TemplateError(f"the output is longer than {limit:,} characters")
         meter.check_clock()
         return output
-
-
-def _line_of(source: str, path: str) -> int | None:
-    """The line where a path first appears: the engine reports no positions, so this is
-    the best guess at where the missing variable is used."""
-    position = source.find(path)
-    return source.count("\n", 0, position) + 1 if position >= 0 else None
