@@ -9,10 +9,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
 from herald.domain.message import Email
 from tests.integration.api import Api, running_api
-from tests.integration.twilio_server import TwilioServer
+from tests.integration.settle import drain_until_settled
+from tests.integration.twilio_server import LostReply, TwilioServer
 from tests.integration.vonage_server import VonageServer
 
 PUBLIC = "https://herald.example.org"
@@ -20,8 +22,8 @@ TO = "+14155552671"
 
 
 @asynccontextmanager
-async def herald_with(database_url: str, sms: str) -> AsyncIterator[Api]:
-    async with running_api(database_url, sms=sms, public_url=PUBLIC) as api:
+async def herald_with(database_url: str, sms: str, **settings: Any) -> AsyncIterator[Api]:
+    async with running_api(database_url, sms=sms, public_url=PUBLIC, **settings) as api:
         yield api
 
 
@@ -205,6 +207,25 @@ async def test_an_unreachable_handset_is_retried(database_url: str, twilio_serve
         view = await api.get(nid)
         assert view["status"] == "retrying"
         assert view["last_error"] == "twilio 30003: Unreachable destination handset [30003]"
+
+
+@pytest.mark.parametrize("lost", ["hang", "close"])
+async def test_a_reply_lost_after_twilio_took_the_message_is_a_possible_duplicate(
+    database_url: str, twilio_server: TwilioServer, lost: LostReply
+):
+    url = twilio_server.url(timeout="0.5")
+    async with herald_with(database_url, url, retry_initial_delay=0.0) as api:
+        twilio_server.lost_replies.append(lost)
+        nid = await send_sms(api)
+        await drain_until_settled(api.herald, nid)
+
+        view = await api.get(nid)
+        first, second = twilio_server.messages  # the duplicate is real
+        assert (view["status"], view["attempts"], view["possible_duplicates"]) == ("sent", 2, 1)
+        assert view["provider_message_id"] == second.sid
+        (retrying,) = [e for e in view["events"] if e["status"] == "retrying"]
+        assert "may have been accepted" in retrying["detail"]
+        assert first.form == second.form
 
 
 async def test_rejected_credentials_fail_over_to_vonage(

@@ -110,7 +110,11 @@ class VonageProvider:
         )
         if sms.encoding == "UCS-2":
             form += "&type=unicode"
-        response = await self._http.request("POST", self._sms_url, data=form, headers=_FORM)
+        # ``client-ref`` is only echoed back, not deduplicated on: a request lost after it was
+        # sent may have gone out (UnknownOutcome, a possible duplicate if retried).
+        response = await self._http.request(
+            "POST", self._sms_url, data=form, headers=_FORM, idempotent=False
+        )
         failure = classify_status(response, what=self.name)
         if failure is not None:
             raise failure
