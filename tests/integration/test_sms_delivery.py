@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,11 +12,13 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from herald.domain.message import Email
-from tests.integration.api import Api, running_api
+from herald.store.tables import pending_delivery_reports
+from tests.integration.api import Api, eventually, running_api, status_becomes
 from tests.integration.settle import drain_until_settled
-from tests.integration.twilio_server import LostReply, TwilioServer
+from tests.integration.twilio_server import LostReply, Received, TwilioServer
 from tests.integration.vonage_server import VonageServer
 
 PUBLIC = "https://herald.example.org"
@@ -151,10 +155,123 @@ async def test_badly_signed_callbacks_are_refused(database_url: str, twilio_serv
         assert callback_events(view) == []
 
 
-async def test_a_callback_for_an_unknown_message_is_404(
-    sqlite_url: str, twilio_server: TwilioServer
+async def parked_reports(api: Api) -> int:
+    """Delivery reports waiting for their message's send to be recorded."""
+    query = sa.select(sa.func.count()).select_from(pending_delivery_reports)
+    count: int = await api.herald.db.run(lambda conn: conn.execute(query).scalar_one())
+    return count
+
+
+@asynccontextmanager
+async def twilio_holding_replies(twilio_server: TwilioServer) -> AsyncIterator[asyncio.Event]:
+    """Twilio creates each message but answers only once the event is set: its status
+    callbacks can reach Herald before the send is recorded."""
+    release = asyncio.Event()
+    twilio_server.hold = release.wait
+    try:
+        yield release
+    finally:
+        release.set()
+
+
+async def created(twilio_server: TwilioServer) -> Received:
+    async def one() -> bool:
+        return len(twilio_server.messages) == 1
+
+    await eventually(one)
+    return twilio_server.messages[0]
+
+
+async def test_callbacks_before_the_send_is_recorded_are_applied_once_it_is(
+    database_url: str, twilio_server: TwilioServer
 ):
-    async with herald_with(sqlite_url, twilio_server.url()) as api:
+    # Upkeep (lease renewal, and the sweep of parked reports) runs every lease_seconds / 3.
+    settings = {"run_worker": True, "lease_seconds": 0.6}
+    async with (
+        herald_with(database_url, twilio_server.url(), **settings) as api,
+        twilio_holding_replies(twilio_server) as release,
+    ):
+        nid = await send_sms(api)
+        message = await created(twilio_server)
+
+        for status in ("sent", "delivered", "delivered"):  # the last one a replay
+            response = await post_twilio_callback(
+                api, *twilio_server.status_callback(message, status)
+            )
+            assert response.status_code == 202, response.text
+        view = await api.get(nid)
+        assert view["status"] == "sending"
+        assert callback_events(view) == []
+
+        release.set()
+        view = await status_becomes(api, nid, "delivered")
+        assert view["provider_message_id"] == message.sid
+        assert callback_events(view) == [
+            ("sent", "twilio reports sent"),
+            ("delivered", "twilio reports delivered"),
+        ]
+        assert await parked_reports(api) == 0
+
+
+async def test_a_parked_failure_fails_the_notification_once_the_send_is_recorded(
+    database_url: str, twilio_server: TwilioServer
+):
+    settings = {"run_worker": True, "lease_seconds": 0.6}
+    async with (
+        herald_with(database_url, twilio_server.url(), **settings) as api,
+        twilio_holding_replies(twilio_server) as release,
+    ):
+        nid = await send_sms(api)
+        message = await created(twilio_server)
+        callback = twilio_server.status_callback(message, "undelivered", error_code=30005)
+        assert (await post_twilio_callback(api, *callback)).status_code == 202
+
+        release.set()
+        view = await status_becomes(api, nid, "failed")
+        assert view["last_error"] == "twilio 30005: Unknown destination handset [30005]"
+        assert view["rejected_recipients"][0]["suppress"] is True
+        assert callback_events(view) == [
+            (
+                "failed",
+                "twilio reports undelivered: error 30005 (permanent, suppress): "
+                "twilio 30005: Unknown destination handset",
+            )
+        ]
+
+
+async def test_the_next_callback_applies_parked_ones_first(
+    database_url: str, twilio_server: TwilioServer
+):
+    """Without waiting for a sweep (the default lease makes upkeep wait 20 s), in order."""
+    async with (
+        herald_with(database_url, twilio_server.url()) as api,
+        twilio_holding_replies(twilio_server) as release,
+    ):
+        nid = await send_sms(api)
+        draining = asyncio.create_task(api.herald.drain())
+        message = await created(twilio_server)
+        sent = twilio_server.status_callback(message, "sent")
+        assert (await post_twilio_callback(api, *sent)).status_code == 202
+        release.set()
+        await draining
+        assert (await api.get(nid))["status"] == "sent"
+
+        delivered = twilio_server.status_callback(message, "delivered")
+        assert (await post_twilio_callback(api, *delivered)).status_code == 204
+
+        view = await api.get(nid)
+        assert view["status"] == "delivered"
+        assert callback_events(view) == [
+            ("sent", "twilio reports sent"),
+            ("delivered", "twilio reports delivered"),
+        ]
+        assert await parked_reports(api) == 0
+
+
+async def test_a_callback_for_a_message_never_recorded_is_dropped_after_the_retention(
+    database_url: str, twilio_server: TwilioServer
+):
+    async with herald_with(database_url, twilio_server.url()) as api:
         await send_sms(api)
         await api.herald.drain()
         (message,) = twilio_server.messages
@@ -163,9 +280,31 @@ async def test_a_callback_for_an_unknown_message_is_404(
         response = await post_twilio_callback(
             api, *twilio_server.status_callback(message, "delivered")
         )
+        assert response.status_code == 202
+        assert response.content == b""
 
-        assert response.status_code == 404
-        assert response.json()["error"]["code"] == "not_found"
+        reports = api.herald.delivery_reports
+        day = 86400.0
+        assert await reports.sweep(now=time.time() + day - 60, retention=day) == (0, 0)
+        assert await parked_reports(api) == 1
+        assert await reports.sweep(now=time.time() + day + 60, retention=day) == (0, 1)
+        assert await parked_reports(api) == 0
+
+
+async def test_the_worker_drops_parked_reports_after_the_configured_retention(
+    sqlite_url: str, twilio_server: TwilioServer
+):
+    settings = {"run_worker": True, "lease_seconds": 0.6, "pending_reports_retention": 0.5}
+    async with herald_with(sqlite_url, twilio_server.url(), **settings) as api:
+        form = {"MessageSid": "SM" + "e" * 32, "MessageStatus": "delivered"}
+        url = f"{PUBLIC}/inbound/twilio/status"
+        headers = {"X-Twilio-Signature": twilio_server.signature(url, form)}
+        assert (await post_twilio_callback(api, url, form, headers)).status_code == 202
+
+        async def dropped() -> bool:
+            return await parked_reports(api) == 0
+
+        await eventually(dropped)
 
 
 async def test_a_callback_without_the_fields_is_422(sqlite_url: str, twilio_server: TwilioServer):

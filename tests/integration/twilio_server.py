@@ -18,6 +18,7 @@ import hmac
 import re
 import secrets
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode
@@ -67,6 +68,8 @@ class TwilioServer:
         self.failures: deque[Failure | RawFailure] = deque()
         #: The next created messages' replies are lost this way.
         self.lost_replies: deque[LostReply] = deque()
+        #: Awaited after a message is created, before the reply (a slow answer).
+        self.hold: Callable[[], Awaitable[object]] | None = None
         self._release = asyncio.Event()
         self.messages: list[Received] = []
         self.requests: list[dict[str, str]] = []  # every form posted, accepted or not
@@ -147,6 +150,8 @@ class TwilioServer:
             return self._error(failure.status, failure.code, failure.message, **failure.headers)
         sid = "SM" + secrets.token_hex(16)
         self.messages.append(Received(sid, form))
+        if self.hold is not None:
+            await self.hold()
         if self.lost_replies:
             if self.lost_replies.popleft() == "hang":
                 await self._release.wait()
