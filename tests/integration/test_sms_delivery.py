@@ -163,11 +163,11 @@ async def parked_reports(api: Api) -> int:
 
 
 @asynccontextmanager
-async def twilio_holding_replies(twilio_server: TwilioServer) -> AsyncIterator[asyncio.Event]:
-    """Twilio creates each message but answers only once the event is set: its status
+async def holding_replies(server: TwilioServer | VonageServer) -> AsyncIterator[asyncio.Event]:
+    """The provider takes each message but answers only once the event is set: its status
     callbacks can reach Herald before the send is recorded."""
     release = asyncio.Event()
-    twilio_server.hold = release.wait
+    server.hold = release.wait
     try:
         yield release
     finally:
@@ -189,7 +189,7 @@ async def test_callbacks_before_the_send_is_recorded_are_applied_once_it_is(
     settings = {"run_worker": True, "lease_seconds": 0.6}
     async with (
         herald_with(database_url, twilio_server.url(), **settings) as api,
-        twilio_holding_replies(twilio_server) as release,
+        holding_replies(twilio_server) as release,
     ):
         nid = await send_sms(api)
         message = await created(twilio_server)
@@ -219,7 +219,7 @@ async def test_a_parked_failure_fails_the_notification_once_the_send_is_recorded
     settings = {"run_worker": True, "lease_seconds": 0.6}
     async with (
         herald_with(database_url, twilio_server.url(), **settings) as api,
-        twilio_holding_replies(twilio_server) as release,
+        holding_replies(twilio_server) as release,
     ):
         nid = await send_sms(api)
         message = await created(twilio_server)
@@ -245,7 +245,7 @@ async def test_the_next_callback_applies_parked_ones_first(
     """Without waiting for a sweep (the default lease makes upkeep wait 20 s), in order."""
     async with (
         herald_with(database_url, twilio_server.url()) as api,
-        twilio_holding_replies(twilio_server) as release,
+        holding_replies(twilio_server) as release,
     ):
         nid = await send_sms(api)
         draining = asyncio.create_task(api.herald.drain())
@@ -434,3 +434,86 @@ async def test_a_failed_callback_queues_the_channel_fallback(
         (sent,) = api.recorder.outbox
         assert isinstance(sent.content, Email)
         assert sent.content.to[0].addr == "alice@example.org"
+
+
+async def test_a_long_vonage_message_is_delivered_once_every_part_is(
+    database_url: str, vonage_server: VonageServer
+):
+    vonage_server.parts_per_message = 3
+    async with herald_with(database_url, vonage_server.url()) as api:
+        nid = await send_sms(api, body="x" * 400)
+        await api.herald.drain()
+        first, second, third = vonage_server.messages
+        assert (await api.get(nid))["provider_message_id"] == first.message_id
+
+        for part in (second, first, second):  # the last one a replay
+            path, body = vonage_server.receipt(part, "delivered")
+            assert (await api.client.post(path, json=body)).status_code == 204
+        assert (await api.get(nid))["status"] == "sent"
+
+        path, body = vonage_server.receipt(third, "delivered")
+        assert (await api.client.post(path, json=body)).status_code == 204
+
+        view = await api.get(nid)
+        assert view["status"] == "delivered"
+        assert callback_events(view) == [
+            ("sent", "vonage reports delivered (part 2 of 3)"),
+            ("sent", "vonage reports delivered (part 1 of 3)"),
+            ("delivered", "vonage reports delivered (part 3 of 3)"),
+        ]
+
+
+async def test_one_failed_part_fails_a_long_vonage_message(
+    database_url: str, vonage_server: VonageServer
+):
+    vonage_server.parts_per_message = 2
+    async with herald_with(database_url, vonage_server.url()) as api:
+        nid = await send_sms(api, body="x" * 300)
+        await api.herald.drain()
+        first, second = vonage_server.messages
+
+        for part, status, code in ((second, "failed", 9), (first, "delivered", 0)):
+            path, body = vonage_server.receipt(part, status, err_code=code)
+            assert (await api.client.post(path, json=body)).status_code == 204
+
+        view = await api.get(nid)
+        assert view["status"] == "failed"
+        assert view["last_error"] == "vonage receipt error 9: illegal number [9]"
+        assert callback_events(view) == [
+            (
+                "failed",
+                "vonage reports failed: error 9 (permanent, suppress): "
+                "vonage receipt error 9: illegal number (part 2 of 2)",
+            ),
+            ("failed", "vonage reports delivered (part 1 of 2)"),
+        ]
+
+
+async def test_part_receipts_before_the_send_is_recorded_are_applied_in_arrival_order(
+    database_url: str, vonage_server: VonageServer
+):
+    vonage_server.parts_per_message = 3
+    settings = {"run_worker": True, "lease_seconds": 0.6}
+    async with (
+        herald_with(database_url, vonage_server.url(), **settings) as api,
+        holding_replies(vonage_server) as release,
+    ):
+        nid = await send_sms(api, body="x" * 400)
+
+        async def taken() -> bool:
+            return len(vonage_server.messages) == 3
+
+        await eventually(taken)
+        first, second, third = vonage_server.messages
+        for part in (third, first, second):
+            path, body = vonage_server.receipt(part, "delivered")
+            assert (await api.client.post(path, json=body)).status_code == 202
+
+        release.set()
+        view = await status_becomes(api, nid, "delivered")
+        assert callback_events(view) == [
+            ("sent", "vonage reports delivered (part 3 of 3)"),
+            ("sent", "vonage reports delivered (part 1 of 3)"),
+            ("delivered", "vonage reports delivered (part 2 of 3)"),
+        ]
+        assert await parked_reports(api) == 0

@@ -55,6 +55,7 @@ async def test_a_message_reaches_vonage_and_its_message_id_comes_back(
 
     (message,) = vonage_server.messages
     assert receipt.provider_message_id == message.message_id
+    assert receipt.parts == ()  # nothing more to record for a one-part message
     assert message.form == {
         "api_key": vonage_server.api_key,
         "api_secret": vonage_server.api_secret,
@@ -81,6 +82,7 @@ async def test_a_long_message_sent_in_parts_names_each(vonage_server: VonageServ
 
     ids = [m.message_id for m in vonage_server.messages]
     assert receipt.provider_message_id == ids[0]
+    assert receipt.parts == tuple(ids)  # each part's receipt names its own id
     assert receipt.detail == f"vonage accepted 3 parts: {', '.join(ids)}"
 
 

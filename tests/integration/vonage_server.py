@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -38,6 +39,8 @@ class VonageServer:
         self.parts_per_message = 1
         #: Take the next this-many messages, then close the connection instead of replying.
         self.lost_replies = 0
+        #: Awaited after a message is taken, before the reply (a slow answer).
+        self.hold: Callable[[], Awaitable[object]] | None = None
         #: Refuse the last part of a multi-part message with this (status, text).
         self.last_part_refused: tuple[int, str] | None = None
         self.messages: list[Received] = []
@@ -116,6 +119,8 @@ class VonageServer:
             status, text = self.last_part_refused
             parts[-1] = {"status": str(status), "error-text": text}
             self.messages.pop()
+        if self.hold is not None:
+            await self.hold()
         if self.lost_replies and request.transport is not None:
             self.lost_replies -= 1
             request.transport.close()

@@ -4,6 +4,9 @@ A provider may report on a message before Herald has recorded sending it (the wo
 outcomes in batches, and a callback can beat the write by milliseconds). Such a report is
 parked in ``pending_delivery_reports``; the next report on the same message, or the
 worker's periodic :meth:`DeliveryReportStore.sweep`, applies it once the message is known.
+
+A message sent in several parts (``message_parts``) gets a report per part: each is an
+event; the notification fails when any part fails, and is delivered once every part is.
 """
 
 from __future__ import annotations
@@ -19,21 +22,27 @@ from herald.domain.errors import DeliveryError
 from herald.domain.status import Status
 from herald.store.database import Database, Dialect
 from herald.store.queue import spawn_fallbacks
-from herald.store.tables import events, notifications, pending_delivery_reports
+from herald.store.tables import events, message_parts, notifications, pending_delivery_reports
 
 _ACTOR = "provider-callback"
 _MOVES = {ReportedState.DELIVERED: Status.DELIVERED, ReportedState.FAILED: Status.FAILED}
 
 _n = notifications.c
 _p = pending_delivery_reports.c
+_m = message_parts.c
 
-#: Parked reports whose message is now known, one row per message, oldest report first.
+#: Parked reports whose message (or part) is now known, one row per id, oldest first.
 _MATCHED = (
     sa.select(_p.provider, _p.provider_message_id)
     .where(
-        sa.exists()
-        .where(_n.provider_message_id == _p.provider_message_id)
-        .where(_n.provider == _p.provider)
+        sa.or_(
+            sa.exists()
+            .where(_n.provider_message_id == _p.provider_message_id)
+            .where(_n.provider == _p.provider),
+            sa.exists()
+            .where(_m.provider_message_id == _p.provider_message_id)
+            .where(_m.provider == _p.provider),
+        )
     )
     .group_by(_p.provider, _p.provider_message_id)
     .order_by(sa.func.min(_p.id))
@@ -70,6 +79,13 @@ class DeliveryReportStore:
 
 
 @dataclass(slots=True)
+class _Part:
+    provider_message_id: str
+    number: int
+    state: str | None
+
+
+@dataclass(slots=True)
 class _Target:
     """The notification a report is about, locked for this transaction."""
 
@@ -78,6 +94,12 @@ class _Target:
     recipient: str
     provider: str
     provider_message_id: str
+    #: Every part, in order, when the message went out in several; else empty.
+    parts: list[_Part]
+
+    @property
+    def message_ids(self) -> list[str]:
+        return [p.provider_message_id for p in self.parts] or [self.provider_message_id]
 
 
 def _apply_or_park(
@@ -106,23 +128,44 @@ def _apply_parked(
 
 
 def _lock(conn: sa.Connection, provider: str, message_id: str) -> _Target | None:
+    """The notification sent as ``message_id`` (its first part's id, or any part's)."""
+    # Concurrent reports on one message wait on this row lock, then see each other's events.
+    locked = sa.select(_n.id, _n.status, _n.recipient, _n.provider_message_id).with_for_update()
     found = conn.execute(
-        sa.select(_n.id, _n.status, _n.recipient)
-        .where(_n.provider_message_id == message_id)
-        .where(_n.provider == provider)
-        # Concurrent reports on one message wait here, then see each other's events.
-        .with_for_update()
+        locked.where(_n.provider_message_id == message_id).where(_n.provider == provider)
     ).first()
     if found is None:
-        return None
-    return _Target(found.id, Status(found.status), found.recipient, provider, message_id)
+        of_part = conn.execute(
+            sa.select(_m.notification_id)
+            .where(_m.provider_message_id == message_id)
+            .where(_m.provider == provider)
+        ).scalar()
+        if of_part is None:
+            return None
+        found = conn.execute(locked.where(_n.id == of_part)).one()
+    parts = [
+        _Part(row.provider_message_id, row.part, row.state)
+        for row in conn.execute(
+            sa.select(_m.provider_message_id, _m.part, _m.state)
+            .where(_m.notification_id == found.id)
+            .order_by(_m.part)
+        )
+    ]
+    return _Target(
+        found.id,
+        Status(found.status),
+        found.recipient,
+        provider,
+        found.provider_message_id,
+        parts,
+    )
 
 
 def _take_parked(conn: sa.Connection, target: _Target) -> list[DeliveryReport]:
     """Remove and return the reports parked for ``target``, oldest first."""
     rows = conn.execute(
         sa.select(pending_delivery_reports)
-        .where(_p.provider_message_id == target.provider_message_id)
+        .where(_p.provider_message_id.in_(target.message_ids))
         .where(_p.provider == target.provider)
         .order_by(_p.id)
     ).all()
@@ -134,7 +177,12 @@ def _take_parked(conn: sa.Connection, target: _Target) -> list[DeliveryReport]:
 def _record(
     conn: sa.Connection, dialect: Dialect, target: _Target, report: DeliveryReport, now: float
 ) -> None:
+    part = next(
+        (p for p in target.parts if p.provider_message_id == report.provider_message_id), None
+    )
     detail = report.detail
+    if part is not None:
+        detail += f" (part {part.number} of {len(target.parts)})"
     replayed = conn.execute(
         sa.select(events.c.id)
         .where(events.c.notification_id == target.id)
@@ -146,6 +194,18 @@ def _record(
         return
     before = target.status
     move = _MOVES.get(report.state)
+    if part is not None and move is not None:
+        part.state = report.state.value
+        conn.execute(
+            message_parts.update()
+            .where(_m.provider_message_id == part.provider_message_id)
+            .where(_m.provider == target.provider)
+            .values(state=part.state)
+        )
+        # One failed part fails the message; it is delivered once every part is.
+        delivered = ReportedState.DELIVERED.value
+        if move is Status.DELIVERED and any(p.state != delivered for p in target.parts):
+            move = None
     if move is not None and before is Status.SENT:
         values: dict[str, object] = {"status": move.value, "updated_at": now}
         error = report.error

@@ -194,3 +194,17 @@ pending_delivery_reports = sa.Table(
     sa.Index("ix_pending_delivery_reports_provider_message_id", "provider_message_id", "provider"),
     sa.Index("ix_pending_delivery_reports_received_at", "received_at"),
 )
+
+# Every part's provider message id, for messages a provider sent in several parts (a long
+# SMS through Vonage) so that each part's delivery report finds the notification; written
+# with the outcome, for multipart sends only. ``state``: the part's last final report.
+message_parts = sa.Table(
+    "message_parts",
+    metadata,
+    sa.Column("provider_message_id", sa.String(255), primary_key=True),
+    sa.Column("provider", sa.String(100), primary_key=True),
+    sa.Column("notification_id", sa.String(36), nullable=False),
+    sa.Column("part", sa.SmallInteger, nullable=False),
+    sa.Column("state", sa.String(16)),  # ReportedState: delivered or failed
+    sa.Index("ix_message_parts_notification_id", "notification_id"),
+)

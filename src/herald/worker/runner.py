@@ -272,6 +272,7 @@ class Worker:
             actor=self.name,
             captures=[v.capture for v in batch if v.capture is not None],
             gone=[v.gone for v in batch if v.gone is not None],
+            parts=[part for v in batch for part in v.parts],
         )
         for verdict in batch:
             nid = verdict.outcome["id"]

@@ -1,4 +1,5 @@
-"""SMS delivery reports: reports parked until their send is recorded.
+"""SMS delivery reports: reports parked until their send is recorded, and the parts of
+messages sent in several (each part's report finds its notification).
 
 Revision ID: 0006_sms_reports
 Revises: 0005_webhooks
@@ -38,7 +39,18 @@ def upgrade() -> None:
     op.create_index(
         "ix_pending_delivery_reports_received_at", "pending_delivery_reports", ["received_at"]
     )
+    op.create_table(
+        "message_parts",
+        sa.Column("provider_message_id", sa.String(255), nullable=False),
+        sa.Column("provider", sa.String(100), nullable=False),
+        sa.Column("notification_id", sa.String(36), nullable=False),
+        sa.Column("part", sa.SmallInteger(), nullable=False),
+        sa.Column("state", sa.String(16), nullable=True),
+        sa.PrimaryKeyConstraint("provider_message_id", "provider", name="pk_message_parts"),
+    )
+    op.create_index("ix_message_parts_notification_id", "message_parts", ["notification_id"])
 
 
 def downgrade() -> None:
+    op.drop_table("message_parts")
     op.drop_table("pending_delivery_reports")
