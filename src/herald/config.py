@@ -68,8 +68,10 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(default=None, repr=False)
     webhook_allowed_networks: str | None = None
 
-    # Where providers' callbacks reach Herald (e.g. Twilio's StatusCallback).
+    # Where providers' callbacks reach Herald (e.g. Twilio's StatusCallback), and how long
+    # a report on a message Herald has not recorded sending is kept waiting for it.
     public_url: str | None = None
+    pending_reports_retention: float = Field(default=86400.0, gt=0)
     # Global rate limits across processes; in-process limits without it.
     redis_url: str | None = Field(default=None, repr=False)
 

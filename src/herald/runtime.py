@@ -24,7 +24,7 @@ from herald import logs, metrics
 from herald.config import Settings
 from herald.domain.channels import Channel
 from herald.domain.delivery_reports import DeliveryReport
-from herald.domain.errors import ConfigurationError, InvalidRequest, NotFound
+from herald.domain.errors import ConfigurationError, InvalidRequest
 from herald.domain.message import Address
 from herald.domain.network import parse_networks
 from herald.domain.webhook_signing import generate_secret
@@ -306,15 +306,14 @@ class Herald:
         self.wakeup.notify()
         return await self.get(notification_id)
 
-    async def record_delivery_report(self, report: DeliveryReport) -> str:
+    async def record_delivery_report(self, report: DeliveryReport) -> str | None:
         """Apply a provider's delivery report (a status callback); returns the notification's
-        id. Raises NotFound when no notification has that provider message id."""
+        id. None when no notification has that provider message id yet: the report is
+        parked, and a worker applies it once the send is recorded (or deletes it after
+        ``HERALD_PENDING_REPORTS_RETENTION``)."""
         found = await self.delivery_reports.apply(report, now=time.time())
-        if found is None:
-            raise NotFound(
-                f"no notification sent by {report.provider} as {report.provider_message_id!r}"
-            )
-        self.wakeup.notify()  # a failure may have queued a channel fallback
+        if found is not None:
+            self.wakeup.notify()  # a failure may have queued a channel fallback
         return found
 
     # -- delivering ------------------------------------------------------------------------
@@ -333,7 +332,9 @@ class Herald:
                 lease_seconds=s.lease_seconds,
                 poll_interval=s.poll_interval,
                 shutdown_timeout=s.shutdown_timeout,
+                pending_reports_retention=s.pending_reports_retention,
             ),
+            reports=self.delivery_reports,
         )
 
     async def run_worker(self, stop: asyncio.Event, *, concurrency: int | None = None) -> None:

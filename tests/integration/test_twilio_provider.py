@@ -8,12 +8,18 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from herald.domain.channels import Channel
-from herald.domain.errors import ConfigurationError, PermanentError, TransientError
+from herald.domain.errors import (
+    ConfigurationError,
+    PermanentError,
+    TransientError,
+    UnknownOutcome,
+)
 from herald.domain.message import Delivery, Email, Sms
 from herald.providers.base import ProviderURL
 from herald.providers.registry import build_providers
 from herald.providers.twilio import TwilioProvider
-from tests.integration.twilio_server import RawFailure, TwilioServer
+from tests.integration.http_fakes import unanswered_port
+from tests.integration.twilio_server import LostReply, RawFailure, TwilioServer
 
 PUBLIC = "https://herald.example.org/"
 TO = "+14155552671"
@@ -224,8 +230,36 @@ async def test_an_unreachable_endpoint_is_transient(build: Build):
     provider = build(
         "twilio://AC1:token@+15550001111?base_url=http://127.0.0.1:9&timeout=5"  # discard port
     )
-    with pytest.raises(TransientError):
+    with pytest.raises(TransientError) as raised:
         await provider.send(delivery())
+    assert not isinstance(raised.value, UnknownOutcome)
+
+
+async def test_a_connect_timeout_is_transient(build: Build):
+    """Never connected, so never sent: not a possible duplicate."""
+    with unanswered_port() as port:
+        provider = build(
+            f"twilio://AC1:token@+15550001111?base_url=http://127.0.0.1:{port}&timeout=0.4"
+        )
+        with pytest.raises(TransientError) as raised:
+            await provider.send(delivery())
+    assert not isinstance(raised.value, UnknownOutcome)
+    assert "timed out" in raised.value.message
+
+
+@pytest.mark.parametrize("lost", ["hang", "close"])
+async def test_a_reply_lost_after_sending_is_an_unknown_outcome(
+    twilio_server: TwilioServer, build: Build, lost: LostReply
+):
+    """Twilio takes no idempotency key: the message may exist although no reply came."""
+    twilio_server.lost_replies.append(lost)
+    provider = build(twilio_server.url(timeout="0.4"))
+
+    with pytest.raises(UnknownOutcome) as raised:
+        await provider.send(delivery())
+
+    assert len(twilio_server.messages) == 1  # it was created all the same
+    assert "may have been accepted" in raised.value.message
 
 
 async def test_other_content_is_not_the_recipients_fault(build: Build):

@@ -55,6 +55,7 @@ async def test_a_message_reaches_vonage_and_its_message_id_comes_back(
 
     (message,) = vonage_server.messages
     assert receipt.provider_message_id == message.message_id
+    assert receipt.parts == ()  # nothing more to record for a one-part message
     assert message.form == {
         "api_key": vonage_server.api_key,
         "api_secret": vonage_server.api_secret,
@@ -81,6 +82,7 @@ async def test_a_long_message_sent_in_parts_names_each(vonage_server: VonageServ
 
     ids = [m.message_id for m in vonage_server.messages]
     assert receipt.provider_message_id == ids[0]
+    assert receipt.parts == tuple(ids)  # each part's receipt names its own id
     assert receipt.detail == f"vonage accepted 3 parts: {', '.join(ids)}"
 
 
@@ -162,6 +164,26 @@ async def test_an_unreadable_200_may_have_been_sent(vonage_server: VonageServer,
 
     with pytest.raises(UnknownOutcome):
         await build().send(delivery())
+
+
+async def test_a_reply_lost_after_sending_is_an_unknown_outcome(
+    vonage_server: VonageServer, build: Build
+):
+    """Vonage does not deduplicate on client-ref: the message went out although no reply
+    came."""
+    vonage_server.lost_replies = 1
+
+    with pytest.raises(UnknownOutcome) as raised:
+        await build().send(delivery())
+
+    assert len(vonage_server.messages) == 1
+    assert "may have been accepted" in raised.value.message
+
+
+async def test_a_refused_connection_is_only_transient(build: Build):
+    with pytest.raises(TransientError) as raised:
+        await build("vonage://k:s@Herald?base_url=http://127.0.0.1:9").send(delivery())
+    assert not isinstance(raised.value, UnknownOutcome)
 
 
 async def test_check_asks_for_the_balance(build: Build):

@@ -4,19 +4,23 @@ It speaks the documented wire format: ``POST /2010-04-01/Accounts/{sid}/Messages
 form-encoded, HTTP basic auth with the account SID and auth token, ``201`` with the message
 resource as JSON, errors as ``{"code", "message", "more_info", "status"}``. It checks what
 Twilio checks, can be told to fail with any error code, and builds the status callbacks Twilio
-would send (signed with the auth token, computed here independently of Herald's code).
+would send (signed with the auth token, computed here independently of Herald's code). It can
+also create a message and then lose the reply (hang, or close the connection), as a network
+failure after Twilio took the request would.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import re
 import secrets
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
@@ -44,6 +48,11 @@ class RawFailure:
     content_type: str = "text/html"
 
 
+#: What happens to the reply of a message that was created: never sent, or the connection
+#: closed instead.
+LostReply = Literal["hang", "close"]
+
+
 @dataclass
 class Received:
     """A message the server accepted."""
@@ -57,6 +66,11 @@ class TwilioServer:
         self.account_sid = "AC" + "0" * 32
         self.auth_token = "t0ken"
         self.failures: deque[Failure | RawFailure] = deque()
+        #: The next created messages' replies are lost this way.
+        self.lost_replies: deque[LostReply] = deque()
+        #: Awaited after a message is created, before the reply (a slow answer).
+        self.hold: Callable[[], Awaitable[object]] | None = None
+        self._release = asyncio.Event()
         self.messages: list[Received] = []
         self.requests: list[dict[str, str]] = []  # every form posted, accepted or not
         self._runner: web.AppRunner | None = None
@@ -87,6 +101,7 @@ class TwilioServer:
         self.port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
+        self._release.set()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -135,6 +150,13 @@ class TwilioServer:
             return self._error(failure.status, failure.code, failure.message, **failure.headers)
         sid = "SM" + secrets.token_hex(16)
         self.messages.append(Received(sid, form))
+        if self.hold is not None:
+            await self.hold()
+        if self.lost_replies:
+            if self.lost_replies.popleft() == "hang":
+                await self._release.wait()
+            elif request.transport is not None:
+                request.transport.close()
         return web.json_response(
             {
                 "account_sid": self.account_sid,

@@ -3,7 +3,8 @@
 ``POST /sms/json`` form-encoded with ``api_key``/``api_secret``; always HTTP 200, each part's
 ``status`` saying what happened (``"0"`` sent, else an error code with ``error-text``), as the
 real API does. Can be told to refuse with any status, and builds the delivery receipts Vonage
-would send to the ``callback`` URL.
+would send to the ``callback`` URL. Like the Twilio stand-in, it can take a message and then
+close the connection instead of replying.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -35,6 +37,10 @@ class VonageServer:
         #: HTTP failures (status) the next requests get, before any body is considered.
         self.http_failures: deque[int] = deque()
         self.parts_per_message = 1
+        #: Take the next this-many messages, then close the connection instead of replying.
+        self.lost_replies = 0
+        #: Awaited after a message is taken, before the reply (a slow answer).
+        self.hold: Callable[[], Awaitable[object]] | None = None
         #: Refuse the last part of a multi-part message with this (status, text).
         self.last_part_refused: tuple[int, str] | None = None
         self.messages: list[Received] = []
@@ -113,6 +119,11 @@ class VonageServer:
             status, text = self.last_part_refused
             parts[-1] = {"status": str(status), "error-text": text}
             self.messages.pop()
+        if self.hold is not None:
+            await self.hold()
+        if self.lost_replies and request.transport is not None:
+            self.lost_replies -= 1
+            request.transport.close()
         return web.json_response({"message-count": str(len(parts)), "messages": parts})
 
     def receipt(

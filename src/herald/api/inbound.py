@@ -3,6 +3,10 @@
 These routes take no API key: each provider proves itself instead (Twilio signs every
 request with the account's auth token; Vonage's callback URL carries a token derived from
 the API secret). A request that does not prove itself is refused with 403.
+
+A report is answered 204 once applied, or 202 when it names a message Herald has not recorded
+sending yet (a callback can beat the worker's outcome write): it is kept and applied later.
+Providers do not retry a callback refused with 4xx/5xx, so that one must not be refused.
 """
 
 from __future__ import annotations
@@ -29,8 +33,12 @@ P = TypeVar("P")
 router = APIRouter(prefix="/inbound", tags=["provider callbacks"])
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "No notification has this provider message id yet: the report is "
+        "kept and applied once the send is recorded (deleted unapplied after "
+        "HERALD_PENDING_REPORTS_RETENTION)"
+    },
     403: {"model": ErrorBody, "description": "The request is not signed by a configured provider"},
-    404: {"model": ErrorBody, "description": "No notification has this provider message id"},
     415: ERRORS[415] | {"description": "Not a form (Twilio) or a form or JSON (Vonage)"},
     422: ERRORS[422],
 }
@@ -60,7 +68,8 @@ async def twilio_status(request: Request, herald: HeraldDep) -> Response:
     """Twilio's `StatusCallback`: form-encoded `MessageSid`, `MessageStatus`, `ErrorCode`,
     signed in `X-Twilio-Signature`. `delivered` moves a sent notification to `delivered`;
     `undelivered`/`failed` move it to `failed` with the classified error; every callback is
-    an event on the timeline, once (replays change nothing)."""
+    an event on the timeline, once (replays change nothing). A callback on a message whose
+    send is not recorded yet is kept and applied once it is (202)."""
     params = await _form(request)
     url = _public_url(herald, request)
     signature = request.headers.get("X-Twilio-Signature", "")
@@ -84,9 +93,7 @@ async def twilio_status(request: Request, herald: HeraldDep) -> Response:
         error = classify_twilio_error(code, NAMES.get(code, f"message {status}"))
     elif state is ReportedState.FAILED:
         error = PermanentError(f"twilio reports the message {status}")
-    report = DeliveryReport(provider.name, sid, state, status, error)
-    await herald.record_delivery_report(report)
-    return Response(status_code=204)
+    return await _record(herald, DeliveryReport(provider.name, sid, state, status, error))
 
 
 @router.post(
@@ -98,7 +105,8 @@ async def twilio_status(request: Request, herald: HeraldDep) -> Response:
 async def vonage_status(request: Request, herald: HeraldDep, token: str = "") -> Response:
     """Vonage's SMS delivery receipt, as JSON or a form: `messageId`, `status`
     (`delivered`, `failed`, `rejected`, `expired`, `accepted`, `buffered`…), `err-code`.
-    The `token` in the query is the one Herald put in the callback URL it sent."""
+    The `token` in the query is the one Herald put in the callback URL it sent. A receipt
+    for a message whose send is not recorded yet is kept and applied once it is (202)."""
     provider = next(
         (p for p in _providers(herald, VonageProvider) if token and p.callback_token_valid(token)),
         None,
@@ -123,9 +131,13 @@ async def vonage_status(request: Request, herald: HeraldDep, token: str = "") ->
     if state is ReportedState.FAILED:
         code = int(raw_code) if raw_code.isdigit() else 99
         error = classify_vonage_receipt(code)
-    report = DeliveryReport(provider.name, message_id, state, status, error)
-    await herald.record_delivery_report(report)
-    return Response(status_code=204)
+    return await _record(herald, DeliveryReport(provider.name, message_id, state, status, error))
+
+
+async def _record(herald: Herald, report: DeliveryReport) -> Response:
+    """204 once applied; 202 when parked until its send is recorded."""
+    applied = await herald.record_delivery_report(report)
+    return Response(status_code=204 if applied is not None else 202)
 
 
 async def _form(request: Request) -> list[tuple[str, str]]:

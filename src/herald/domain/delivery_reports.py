@@ -54,3 +54,14 @@ def describe(error: DeliveryError) -> str:
             return "opt-out"
         return "permanent, suppress" if error.suppress else "permanent"
     return "unclassified"
+
+
+def classified(kind: str, message: str, code: str | None) -> DeliveryError:
+    """The error that :func:`describe` words as ``kind`` (how a parked report keeps it)."""
+    if kind == "transient":
+        return TransientError(message, code=code)
+    if kind in {"permanent", "permanent, suppress", "opt-out"}:
+        return PermanentError(
+            message, code=code, suppress=kind == "permanent, suppress", opt_out=kind == "opt-out"
+        )
+    return DeliveryError(message, code=code)

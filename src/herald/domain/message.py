@@ -246,6 +246,9 @@ class Receipt:
     """A provider's proof of acceptance."""
 
     provider_message_id: str | None = None
+    #: Every part's message id, in order, when the provider sent the message in several
+    #: parts that it reports on separately (the first is ``provider_message_id``).
+    parts: tuple[str, ...] = ()
     #: The provider's reply, for the timeline (e.g. ``250 2.0.0 Ok: queued as 4Xk2``).
     detail: str | None = None
     rejected: tuple[RecipientRejection, ...] = ()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from email.utils import getaddresses
-from typing import Any, Final
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -21,7 +21,7 @@ from herald.domain.channels import Channel
 from herald.domain.errors import ConfigurationError
 from herald.domain.message import Address
 from herald.providers.base import ProviderURL
-from herald.providers.http import HttpClient, HttpResponse
+from herald.providers.http import CONNECT_TIMEOUT, HttpClient, HttpResponse
 
 log = structlog.get_logger(__name__)
 
@@ -30,8 +30,6 @@ log = structlog.get_logger(__name__)
 COMMON_OPTIONS = frozenset(
     {"from", "base_url", "timeout", "max_connections", "name", "concurrency"}
 )
-#: Seconds allowed to open a connection (within the request's own timeout).
-CONNECT_TIMEOUT: Final = 10.0
 _MAILBOX = re.compile(r"^[^\s<>@,;\"]+@[^\s<>@,;\"]+$")
 # Display names with these need quoting in a "Name <addr>" string (RFC 5322 specials).
 _SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')

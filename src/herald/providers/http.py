@@ -12,7 +12,7 @@ import email.utils
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 
@@ -30,6 +30,8 @@ USER_AGENT = f"Herald/{__version__}"
 #: Statuses worth retrying: timeouts, "too early", rate limits and server errors.
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
 MAX_RESPONSE_BYTES = 64 * 1024
+#: Seconds allowed to open a connection (within a request's own timeout).
+CONNECT_TIMEOUT: Final = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +47,11 @@ class HttpResponse:
 class HttpClient:
     """A lazily created ``aiohttp.ClientSession`` with Herald's defaults.
 
-    ``connector`` lets a provider control connections (the webhook provider's SSRF guard
-    checks every resolved address there).
+    ``timeout`` covers a whole request, of which at most half (and at most
+    ``CONNECT_TIMEOUT``) may go to connecting, so that a request that never got a
+    connection is told from one that may have been accepted. ``connector_factory`` lets a
+    provider control connections (the webhook provider's SSRF guard checks every resolved
+    address there).
     """
 
     def __init__(
@@ -56,7 +61,9 @@ class HttpClient:
         max_connections: int = 100,
         connector_factory: Any = None,
     ) -> None:
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = aiohttp.ClientTimeout(
+            total=timeout, sock_connect=min(timeout / 2, CONNECT_TIMEOUT)
+        )
         self._max_connections = max_connections
         self._connector_factory = connector_factory
         self._session: aiohttp.ClientSession | None = None
@@ -92,7 +99,8 @@ class HttpClient:
         connection after that may have been accepted: unless the API deduplicates it
         (``idempotent``), that is an UnknownOutcome — retried on the same provider and
         counted as a possible duplicate, not sent again through another one. Telling the
-        two apart needs a connect timeout (``sock_connect``) in the request's timeout.
+        two apart needs a connect timeout (``sock_connect``) in the request's timeout (the
+        client's default has one).
         """
         kwargs.setdefault("allow_redirects", False)
         try:

@@ -119,8 +119,10 @@ class TwilioProvider:
         """One message; docs/providers.md tables how each Twilio error is classified."""
         sms = content_of(delivery, Sms, self.name)
         form = f"To={quote_plus(sms.to)}&Body={quote_plus(sms.body)}&{self._fixed_form}"
+        # Twilio's Messages API takes no idempotency key: a request lost after it was sent
+        # may have created the message (UnknownOutcome, a possible duplicate if retried).
         response = await self._http.request(
-            "POST", self._messages_url, data=form, headers=self._headers
+            "POST", self._messages_url, data=form, headers=self._headers, idempotent=False
         )
         if not 200 <= response.status < 300:
             raise self._error(response, delivery.attempt)

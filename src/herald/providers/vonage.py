@@ -110,7 +110,11 @@ class VonageProvider:
         )
         if sms.encoding == "UCS-2":
             form += "&type=unicode"
-        response = await self._http.request("POST", self._sms_url, data=form, headers=_FORM)
+        # ``client-ref`` is only echoed back, not deduplicated on: a request lost after it was
+        # sent may have gone out (UnknownOutcome, a possible duplicate if retried).
+        response = await self._http.request(
+            "POST", self._sms_url, data=form, headers=_FORM, idempotent=False
+        )
         failure = classify_status(response, what=self.name)
         if failure is not None:
             raise failure
@@ -124,7 +128,12 @@ class VonageProvider:
             raise _refusal(refused, some_sent=bool(sent))
         ids = [str(p.get("message-id", "")) for p in sent]
         detail = f"vonage accepted {len(ids)} part{'s' if len(ids) > 1 else ''}: {', '.join(ids)}"
-        return Receipt(provider_message_id=ids[0] or None, detail=detail)
+        # Vonage sends a delivery receipt per part, each naming its part's id.
+        return Receipt(
+            provider_message_id=ids[0] or None,
+            detail=detail,
+            parts=tuple(ids) if len(ids) > 1 else (),
+        )
 
     def callback_token_valid(self, token: str) -> bool:
         return hmac.compare_digest(self.callback_token, token)

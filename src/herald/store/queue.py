@@ -20,13 +20,14 @@ from herald.store.notifications import insert_rows
 from herald.store.records import (
     Claimed,
     GoneUrl,
+    MessagePart,
     NewCapture,
     NewEvent,
     NewNotification,
     Outcome,
 )
-from herald.store.tables import captured, events, notifications
-from herald.store.webhooks import record_gone
+from herald.store.tables import captured, events, message_parts, notifications
+from herald.store.webhooks import insert_ignoring_duplicates, record_gone
 
 _CLAIMED_COLUMNS = (
     "id, channel, recipient, payload, priority, attempts, max_attempts, send_at, due_at, "
@@ -360,12 +361,14 @@ class QueueStore:
         actor: str,
         captures: Sequence[NewCapture] = (),
         gone: Sequence[GoneUrl] = (),
+        parts: Sequence[MessagePart] = (),
     ) -> set[str]:
         """Apply outcomes still covered by their lease; returns the ids applied.
 
         Events (and captured copies) are written only for applied outcomes, so a fenced-out
         worker leaves no trace on a timeline that another worker now owns. ``gone``: webhook
-        URLs that answered 410, recorded in the same transaction.
+        URLs that answered 410, and ``parts``: the part ids of multipart sends, recorded in
+        the same transaction.
         """
         if not outcomes:
             return set()
@@ -385,6 +388,10 @@ class QueueStore:
                 conn.execute(captured.insert(), kept)
             if gone:
                 record_gone(conn, self.db.dialect, gone)
+            sent_parts = [p for p in parts if p["notification_id"] in applied]
+            if sent_parts:
+                insert = insert_ignoring_duplicates(self.db.dialect, message_parts)
+                conn.execute(insert, sent_parts)
             ended = [o["id"] for o in outcomes if o["status"] in _ENDED and o["id"] in applied]
             if ended:
                 spawn_fallbacks(conn, self.db.dialect, ended, actor)
@@ -394,6 +401,7 @@ class QueueStore:
             self._single
             and not captures
             and not gone
+            and not parts
             and not any(o["status"] in _ENDED for o in outcomes)
         )
         return await self.db.run(complete, autocommit=single, durable=False)

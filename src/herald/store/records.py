@@ -97,6 +97,15 @@ class NewCapture(TypedDict):
     created_at: float
 
 
+class MessagePart(TypedDict):
+    """One part of a message a provider sent in several, each with its own message id."""
+
+    provider: str
+    provider_message_id: str
+    notification_id: str
+    part: int  # from 1
+
+
 class GoneUrl(TypedDict):
     """A webhook URL that answered 410 Gone."""
 

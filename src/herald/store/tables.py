@@ -174,3 +174,37 @@ stored_settings = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
 )
+
+# Delivery reports that arrived before Herald had recorded the send they are about (their
+# provider message id matched no notification yet); the worker applies them once it does.
+pending_delivery_reports = sa.Table(
+    "pending_delivery_reports",
+    metadata,
+    # Arrival order: parked reports are applied in it.
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("provider", sa.String(100), nullable=False),
+    sa.Column("provider_message_id", sa.String(255), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # ReportedState
+    sa.Column("provider_status", sa.String(100), nullable=False),
+    # The classified error, if any: kind as herald.domain.delivery_reports.describe words it.
+    sa.Column("error_kind", sa.String(32)),
+    sa.Column("error_code", sa.String(100)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Index("ix_pending_delivery_reports_provider_message_id", "provider_message_id", "provider"),
+    sa.Index("ix_pending_delivery_reports_received_at", "received_at"),
+)
+
+# Every part's provider message id, for messages a provider sent in several parts (a long
+# SMS through Vonage) so that each part's delivery report finds the notification; written
+# with the outcome, for multipart sends only. ``state``: the part's last final report.
+message_parts = sa.Table(
+    "message_parts",
+    metadata,
+    sa.Column("provider_message_id", sa.String(255), primary_key=True),
+    sa.Column("provider", sa.String(100), primary_key=True),
+    sa.Column("notification_id", sa.String(36), nullable=False),
+    sa.Column("part", sa.SmallInteger, nullable=False),
+    sa.Column("state", sa.String(16)),  # ReportedState: delivered or failed
+    sa.Index("ix_message_parts_notification_id", "notification_id"),
+)

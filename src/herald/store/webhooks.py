@@ -17,7 +17,8 @@ from herald.store.tables import stored_settings, webhook_gone
 _STORED_AS = "webhook_secret"
 
 
-def _insert_ignoring_duplicates(dialect: Dialect, table: sa.Table) -> Any:
+def insert_ignoring_duplicates(dialect: Dialect, table: sa.Table) -> Any:
+    """An INSERT that skips rows whose key exists (ON CONFLICT DO NOTHING)."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(table).on_conflict_do_nothing()
 
@@ -29,7 +30,7 @@ def url_hash(url: str) -> str:
 def record_gone(conn: sa.Connection, dialect: Dialect, gone: Sequence[GoneUrl]) -> None:
     """Remember URLs that answered 410 (the first report of each is kept)."""
     rows = [{**g, "url_hash": url_hash(g["url"])} for g in gone]
-    conn.execute(_insert_ignoring_duplicates(dialect, webhook_gone), rows)
+    conn.execute(insert_ignoring_duplicates(dialect, webhook_gone), rows)
 
 
 class WebhookStore:
@@ -64,7 +65,7 @@ class WebhookStore:
 
         def get_or_create(conn: sa.Connection) -> str:
             conn.execute(
-                _insert_ignoring_duplicates(self.db.dialect, stored_settings),
+                insert_ignoring_duplicates(self.db.dialect, stored_settings),
                 {"key": _STORED_AS, "value": candidate, "created_at": time.time()},
             )
             query = sa.select(stored_settings.c.value).where(stored_settings.c.key == _STORED_AS)

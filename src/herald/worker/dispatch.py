@@ -39,7 +39,7 @@ from herald.domain.message import (
 )
 from herald.domain.status import Status
 from herald.providers.base import Provider
-from herald.store.records import Claimed, GoneUrl, NewCapture, NewEvent, Outcome
+from herald.store.records import Claimed, GoneUrl, MessagePart, NewCapture, NewEvent, Outcome
 from herald.worker.gone import GoneUrls
 from herald.worker.resilience import ProviderGuard, Refusal
 
@@ -57,6 +57,7 @@ class Verdict:
     events: list[NewEvent]
     capture: NewCapture | None = None
     gone: GoneUrl | None = None
+    parts: list[MessagePart] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -183,6 +184,15 @@ class Dispatcher:
             events=events,
         )
         verdict.outcome["sent_at"] = now
+        verdict.parts = [
+            {
+                "provider": provider.name,
+                "provider_message_id": part_id[:255],
+                "notification_id": row.id,
+                "part": number,
+            }
+            for number, part_id in enumerate(receipt.parts, 1)
+        ]
         if receipt.captured is not None:
             verdict.capture = {
                 "notification_id": row.id,

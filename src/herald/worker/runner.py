@@ -22,6 +22,7 @@ import structlog
 from sqlalchemy import exc as sa_exc
 
 from herald import metrics
+from herald.store.delivery_reports import DeliveryReportStore
 from herald.store.queue import QueueStore
 from herald.store.records import Claimed
 from herald.store.wakeup import Wakeup
@@ -40,6 +41,8 @@ class WorkerSettings:
     #: Outcomes wait this long to be written together (the send times are already taken,
     #: so latency figures don't include it; it only delays what GET shows, by milliseconds).
     flush_interval: float = 0.01
+    #: Seconds a delivery report on an unknown message stays parked before it is deleted.
+    pending_reports_retention: float = 86400.0
 
 
 def worker_name() -> str:
@@ -55,8 +58,10 @@ class Worker:
         settings: WorkerSettings,
         *,
         name: str | None = None,
+        reports: DeliveryReportStore | None = None,
     ) -> None:
         self._queue = queue
+        self._reports = reports
         self._dispatcher = dispatcher
         self._wakeup = wakeup
         self._settings = settings
@@ -267,6 +272,7 @@ class Worker:
             actor=self.name,
             captures=[v.capture for v in batch if v.capture is not None],
             gone=[v.gone for v in batch if v.gone is not None],
+            parts=[part for v in batch for part in v.parts],
         )
         for verdict in batch:
             nid = verdict.outcome["id"]
@@ -285,7 +291,8 @@ class Worker:
     # -- upkeep ----------------------------------------------------------------------------
 
     async def _upkeep_loop(self) -> None:
-        """Renew held leases and return expired ones (a dead worker's) to the queue."""
+        """Renew held leases and return expired ones (a dead worker's) to the queue; apply
+        parked delivery reports whose send is now recorded, and drop stale ones."""
         every = self._settings.lease_seconds / 3
         while not self._stop_upkeep.is_set():
             with contextlib.suppress(TimeoutError):
@@ -302,3 +309,19 @@ class Worker:
                 if reaped:
                     log.warning("leases_expired", count=len(reaped))
                     self._wakeup.notify()
+            if self._reports is not None:
+                await self._sweep_reports(self._reports, now)
+
+    async def _sweep_reports(self, reports: DeliveryReportStore, now: float) -> None:
+        try:
+            applied, deleted = await reports.sweep(
+                now=now, retention=self._settings.pending_reports_retention
+            )
+        except Exception as exc:
+            log.warning("delivery_report_sweep_failed", error=str(exc))
+            return
+        if applied:
+            log.info("parked_delivery_reports_applied", count=applied)
+            self._wakeup.notify()  # a failure may have queued a channel fallback
+        if deleted:
+            log.warning("parked_delivery_reports_expired", count=deleted)
