@@ -17,7 +17,9 @@ def _load_arguments(
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default=db)
     parser.add_argument("--mode", choices=["batch", "single"], default="batch")
     parser.add_argument("-n", type=int, default=n)
-    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="default 1000, or 10 with --rate"
+    )
     parser.add_argument("--in-flight", type=int, default=4)
     if offered_rate:
         parser.add_argument("--rate", type=float, default=None, help="notifications/s to offer")
@@ -28,7 +30,8 @@ def _load_options(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
         "db": args.db,
         "mode": args.mode,
         "n": args.n,
-        "batch_size": args.batch_size,
+        # A paced run measures latency: small requests, as a steady stream of senders makes.
+        "batch_size": args.batch_size or (10 if getattr(args, "rate", None) else 1000),
         "in_flight": args.in_flight,
         "rate": getattr(args, "rate", None),
         **extra,
