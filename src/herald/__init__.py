@@ -12,6 +12,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 from herald.domain.channels import Channel
 from herald.domain.errors import (
     Conflict,
+    DatabaseUnavailable,
     DeliveryError,
     HeraldError,
     InvalidRequest,
@@ -31,6 +32,7 @@ from herald.sync import SyncHerald
 __all__ = [
     "Channel",
     "Conflict",
+    "DatabaseUnavailable",
     "Delivery",
     "DeliveryError",
     "Email",

@@ -11,7 +11,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from herald.domain.errors import ConfigurationError, Conflict, InvalidRequest, NotFound
+from herald.domain.errors import (
+    ConfigurationError,
+    Conflict,
+    DatabaseUnavailable,
+    InvalidRequest,
+    NotFound,
+)
 from herald.pipeline.errors import invalid_request
 
 log = structlog.get_logger(__name__)
@@ -45,7 +51,14 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorBody, "description": "Request body too large"},
     415: {"model": ErrorBody, "description": "The request body is not JSON"},
     422: {"model": ErrorBody, "description": "Invalid input; `fields` says which and why"},
+    503: {
+        "model": ErrorBody,
+        "description": "The database is unavailable (`database_unavailable`): retry after "
+        "`Retry-After` seconds",
+    },
 }
+#: Seconds a client is asked to wait before retrying when the database is unavailable.
+RETRY_AFTER_UNAVAILABLE = 1
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -87,6 +100,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ConfigurationError)
     async def _configuration(_request: Request, exc: ConfigurationError) -> JSONResponse:
         return error_response(503, "misconfigured", str(exc))
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def _unavailable(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        log.warning("database_unavailable", path=request.url.path, error=str(exc))
+        response = error_response(
+            503,
+            "database_unavailable",
+            f"{exc}. Retry after Retry-After seconds; a notification sent with an "
+            "idempotency key cannot be accepted twice.",
+        )
+        response.headers["Retry-After"] = str(RETRY_AFTER_UNAVAILABLE)
+        return response
 
     @app.exception_handler(HTTPException)
     async def _http(_request: Request, exc: HTTPException) -> JSONResponse:

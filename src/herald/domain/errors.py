@@ -6,6 +6,8 @@ HeraldError
 │                               change the status machine refuses: 409
 ├── NotFound                    404
 ├── ConfigurationError          settings or provider URLs that cannot work
+├── DatabaseUnavailable         the database could not be reached or dropped the
+│                               connection: retry (503)
 └── DeliveryError               raised by providers, classified:
     ├── TransientError          retry later (optionally after ``retry_after`` seconds)
     │   └── UnknownOutcome      the provider may have accepted it (e.g. a timeout after
@@ -54,6 +56,13 @@ class NotFound(HeraldError):
 
 class ConfigurationError(HeraldError):
     """Settings or provider URLs that cannot work."""
+
+
+class DatabaseUnavailable(HeraldError):
+    """The database could not be reached, or dropped the connection mid-transaction
+    (stopped, restarting, out of connections, locked past the busy timeout). What was
+    being written may or may not have been committed: retry, with an idempotency key
+    where a duplicate matters."""
 
 
 class DeliveryError(HeraldError):

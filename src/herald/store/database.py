@@ -21,20 +21,33 @@ per batch.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import StaticPool
+
+from herald.domain.errors import DatabaseUnavailable
 
 Dialect = Literal["sqlite", "postgresql"]
 T = TypeVar("T")
 
 _READONLY = "herald_readonly"
+#: PostgreSQL SQLSTATEs (classes and codes) that say the server is not there for us now:
+#: connection exceptions (08), insufficient resources (53: too many connections, disk
+#: full), operator intervention (57P: shutting down, starting up), and a database that does
+#: not exist (3D000: dropped, or not created yet).
+_UNAVAILABLE_SQLSTATES = ("08", "53", "57P", "3D000")
+#: SQLite errors of the same kind: another process held the lock past the busy timeout,
+#: the file cannot be opened or written.
+_SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o", "disk is full")
 
 
 def normalized_url(url: str) -> tuple[Dialect, str]:
@@ -89,16 +102,23 @@ class Database:
         executes a single statement, which is atomic on its own. ``durable=False``: see the
         module docstring.
         """
-        if self.dialect == "sqlite":
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._thread, self._run_sqlite, fn, readonly, durable)
-        engine = self._postgres if durable else self._postgres_relaxed
-        if autocommit:
-            async with engine.connect() as conn:
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            if self.dialect == "sqlite":
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(
+                    self._thread, self._run_sqlite, fn, readonly, durable
+                )
+            engine = self._postgres if durable else self._postgres_relaxed
+            if autocommit:
+                async with engine.connect() as conn:
+                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    return await conn.run_sync(fn)
+            async with engine.begin() as conn:
                 return await conn.run_sync(fn)
-        async with engine.begin() as conn:
-            return await conn.run_sync(fn)
+        except (sa_exc.DBAPIError, OSError, asyncpg.InterfaceError) as exc:
+            if not unavailable(exc):
+                raise
+            raise DatabaseUnavailable(f"the database is unavailable: {_root(exc)}") from exc
 
     def _run_sqlite(self, fn: Callable[[sa.Connection], T], readonly: bool, durable: bool) -> T:
         with self._sqlite.connect() as conn:
@@ -128,6 +148,43 @@ class Database:
         else:
             await self._postgres.dispose()
             await self._postgres_relaxed.dispose()
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached or dropped the connection,
+    rather than refusing this statement (a constraint, bad data, a bug)."""
+    for error in _causes(exc):
+        if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+            return True
+        if isinstance(error, OSError):  # refused, reset, timed out (TimeoutError is one)
+            return True
+        if isinstance(error, asyncpg.InterfaceError) and "closed" in str(error):
+            return True
+        sqlstate = getattr(error, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+        if isinstance(error, sqlite3.OperationalError):
+            message = str(error).lower()
+            return any(words in message for words in _SQLITE_UNAVAILABLE)
+    return False
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, then what it wraps: SQLAlchemy's ``orig`` (the driver's error), and the
+    errors it was raised from (asyncpg's, under SQLAlchemy's adaptation of it)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        orig = current.orig if isinstance(current, sa_exc.DBAPIError) else None
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+
+
+def _root(exc: BaseException) -> str:
+    """The driver's own words for what went wrong."""
+    *_, last = _causes(exc)
+    return str(last).strip().splitlines()[0] if str(last).strip() else type(last).__name__
 
 
 def _sqlite_engine(url: str, synchronous: str) -> sa.Engine:
