@@ -11,7 +11,6 @@ less than wall-clock rates with whatever else the machine runs.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import time
@@ -49,22 +48,8 @@ async def _first_delivery(
 async def run(opts: Options) -> dict[str, Any]:
     with e2e.smtp_sink() as sink_port:
         async with e2e.database(opts.db) as db_url:
-            env = {
-                **os.environ,
-                "HERALD_DATABASE_URL": db_url,
-                "HERALD_EMAIL": (
-                    f"smtp://127.0.0.1:{sink_port}?tls=none&from=bench%40example.com"
-                    f"&pool_size={opts.pool_size}&max_messages=100000"
-                ),
-                "HERALD_WORKER_CONCURRENCY": str(opts.concurrency),
-                "HERALD_LOG_LEVEL": "warning",
-                "HERALD_LOG_FORMAT": "json",
-            }
-            migrate = await asyncio.create_subprocess_exec(
-                str(e2e.HERALD), "migrate", env=env, stdout=subprocess.DEVNULL
-            )
-            if await migrate.wait():
-                raise SystemExit("herald migrate failed")
+            env = e2e.email_env(db_url, sink_port, opts.pool_size, opts.concurrency)
+            await e2e.migrate(env)
             port = e2e.free_port()
             load = e2e.Options(db=opts.db, n=opts.n)
             with e2e.herald_serve(env, port, "api"):

@@ -275,27 +275,36 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def email_env(db_url: str, sink_port: int, pool_size: int, concurrency: int) -> dict[str, str]:
+    """Herald's environment for delivering into the SMTP sink."""
+    return {
+        **os.environ,
+        "HERALD_DATABASE_URL": db_url,
+        "HERALD_EMAIL": (
+            f"smtp://127.0.0.1:{sink_port}?tls=none&from=bench%40example.com"
+            f"&pool_size={pool_size}&max_messages=100000"
+        ),
+        "HERALD_WORKER_CONCURRENCY": str(concurrency),
+        "HERALD_LOG_LEVEL": "warning",
+        "HERALD_LOG_FORMAT": "json",
+    }
+
+
+async def migrate(env: dict[str, str]) -> None:
+    process = await asyncio.create_subprocess_exec(
+        str(HERALD), "migrate", env=env, stdout=subprocess.DEVNULL
+    )
+    if await process.wait():
+        raise SystemExit("herald migrate failed")
+
+
 async def run(opts: Options) -> dict[str, Any]:
     with smtp_sink() as sink_port:
         async with database(opts.db) as db_url:
             port = free_port()
-            env = {
-                **os.environ,
-                "HERALD_DATABASE_URL": db_url,
-                "HERALD_EMAIL": (
-                    f"smtp://127.0.0.1:{sink_port}?tls=none&from=bench%40example.com"
-                    f"&pool_size={opts.pool_size}&max_messages=100000"
-                ),
-                "HERALD_WORKER_CONCURRENCY": str(opts.concurrency),
-                "HERALD_LOG_LEVEL": "warning",
-                "HERALD_LOG_FORMAT": "json",
-            }
+            env = email_env(db_url, sink_port, opts.pool_size, opts.concurrency)
             if opts.db != "sqlite":
-                migrate = await asyncio.create_subprocess_exec(
-                    str(HERALD), "migrate", env=env, stdout=subprocess.DEVNULL
-                )
-                if await migrate.wait():
-                    raise SystemExit("herald migrate failed")
+                await migrate(env)
             with herald_serve(env, port) as proc:
                 started, accepted = await load(opts, f"http://127.0.0.1:{port}")
                 times = await wait_delivered(db_url, opts.n)
@@ -317,11 +326,7 @@ async def run_accept_only(opts: Options) -> dict[str, Any]:
             "HERALD_LOG_LEVEL": "warning",
             "HERALD_LOG_FORMAT": "json",
         }
-        migrate = await asyncio.create_subprocess_exec(
-            str(HERALD), "migrate", env=env, stdout=subprocess.DEVNULL
-        )
-        if await migrate.wait():
-            raise SystemExit("herald migrate failed")
+        await migrate(env)
         with herald_serve(env, port, "api") as proc:
             cpu_before = cpu_seconds(proc.pid)
             started, accepted = await load(opts, f"http://127.0.0.1:{port}")

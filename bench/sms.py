@@ -10,7 +10,6 @@ JSON object, shaped like the email scenario's.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import subprocess
@@ -61,11 +60,7 @@ async def run(opts: e2e.Options) -> dict[str, Any]:
                 "HERALD_LOG_FORMAT": "json",
             }
             if opts.db != "sqlite":
-                migrate = await asyncio.create_subprocess_exec(
-                    str(e2e.HERALD), "migrate", env=env, stdout=subprocess.DEVNULL
-                )
-                if await migrate.wait():
-                    raise SystemExit("herald migrate failed")
+                await e2e.migrate(env)
             with e2e.herald_serve(env, port) as proc:
                 started, accepted = await e2e.load(opts, f"http://127.0.0.1:{port}", build=sms)
                 times = await e2e.wait_delivered(db_url, opts.n)

@@ -11,7 +11,6 @@ it through the ``webhook://`` provider (Standard Webhooks signatures, SSRF guard
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import shutil
@@ -112,11 +111,7 @@ async def run(opts: Options) -> dict[str, Any]:
                 "HERALD_LOG_FORMAT": "json",
             }
             if opts.db != "sqlite":
-                migrate = await asyncio.create_subprocess_exec(
-                    str(e2e.HERALD), "migrate", env=env, stdout=subprocess.DEVNULL
-                )
-                if await migrate.wait():
-                    raise SystemExit("herald migrate failed")
+                await e2e.migrate(env)
             load_opts = e2e.Options(
                 db=opts.db,
                 mode=opts.mode,
