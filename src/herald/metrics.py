@@ -49,6 +49,10 @@ ACCEPT_TO_SENT = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
 )
 QUEUE_DEPTH = Gauge("herald_queue_depth", "Notifications by non-terminal status", ["status"])
+PARKED_REPORTS = Gauge(
+    "herald_delivery_reports_parked",
+    "Delivery reports (status callbacks) waiting for their message's send to be recorded",
+)
 CIRCUIT_STATE = Gauge(
     "herald_provider_circuit_state",
     "Circuit breaker state per provider in this process: 0 closed, 1 half-open, 2 open",

@@ -106,6 +106,7 @@ async def _check(herald: Herald) -> Readiness:
 async def prometheus(herald: HeraldDep) -> Response:
     try:
         depth = await herald.notifications.count_by_status(_DEPTH)
+        metrics.PARKED_REPORTS.set(await herald.delivery_reports.parked())
     except Exception:  # still serve the process metrics when the database is down
         depth = {}
     for status, count in depth.items():

@@ -61,6 +61,11 @@ class DeliveryReportStore:
         dialect = self.db.dialect
         return await self.db.run(lambda conn: _apply_or_park(conn, dialect, report, now))
 
+    async def parked(self) -> int:
+        """How many reports are parked, waiting for their message's send to be recorded."""
+        count = sa.select(sa.func.count()).select_from(pending_delivery_reports)
+        return await self.db.run(lambda conn: int(conn.execute(count).scalar_one()), readonly=True)
+
     async def sweep(self, *, now: float, retention: float, limit: int = 500) -> tuple[int, int]:
         """Apply parked reports whose message is now known (in arrival order), and delete
         those parked longer than ``retention`` seconds; returns (applied, deleted)."""
