@@ -35,7 +35,7 @@ def sample_email(attachment_size: int = 0) -> Email:
     line = "Hello Alice, your order #12345 has shipped and is on its way to you.\n"
     text = line * 7
     html = "<html><body>" + "".join(f"<p>{line.strip()}</p>" for _ in range(6)) + "</body></html>"
-    attachments = ()
+    attachments: tuple[Attachment, ...] = ()
     if attachment_size:
         content = base64.b64encode(os.urandom(attachment_size)).decode("ascii")
         attachments = (Attachment("invoice-12345.pdf", "application/pdf", content),)
@@ -92,7 +92,7 @@ def build_with_compat32(email: Email, sender: Address) -> bytes:
             msg.attach(part)
     msg["From"] = formataddr((sender.name, sender.addr))
     msg["To"] = ", ".join(formataddr((a.name, a.addr)) for a in email.to)
-    msg["Subject"] = Header(email.subject, "utf-8")
+    msg["Subject"] = Header(email.subject, "utf-8").encode()
     msg["Date"] = formatdate(email.date, usegmt=True)
     msg["Message-ID"] = f"<{email.message_id}>"
     for name, value in email.headers:
