@@ -285,6 +285,19 @@ async def test_cursor_paging_walks_every_row_exactly_once(api: Api, total: int):
     assert pages == -(-total // 7)  # no empty page at the end when 7 divides the total
 
 
+async def test_an_empty_cursor_is_the_first_page(api: Api):
+    """Clients that always send the parameter send ``?cursor=`` for the first page."""
+    accepted = await api.send()
+    await api.herald.drain()
+    for path in ("/v1/notifications", "/v1/captured", "/v1/dead-letters"):
+        response = await api.client.get(path, params={"cursor": ""})
+        assert response.status_code == 200, (path, response.text)
+        first = await api.client.get(path)
+        assert response.json() == first.json(), path
+    page = (await api.client.get("/v1/notifications", params={"cursor": ""})).json()
+    assert [item["id"] for item in page["items"]] == [accepted["id"]]
+
+
 # -- cancelling ------------------------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from herald.api.deps import HeraldDep, TextFilter
+from herald.api.deps import Cursor, HeraldDep, TextFilter
 from herald.api.errors import ERRORS
 from herald.domain.channels import Channel
 from herald.domain.errors import InvalidRequest
@@ -42,7 +42,7 @@ async def list_captured(
     herald: HeraldDep,
     channel: Channel | None = None,
     notification_id: TextFilter | None = None,
-    cursor: str | None = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CapturedPage:
     """Newest first. For email, `content.raw` is the message exactly as it would be sent."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from email.message import Message
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Path, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 
 from herald.domain.errors import NotFound
 from herald.pipeline.requests import no_control_characters
@@ -69,3 +69,15 @@ HeraldDep = Annotated[Herald, Depends(_herald)]
 NotificationId = Annotated[str, Depends(_notification_id)]
 #: A free-text query filter; control characters are refused (PostgreSQL cannot take NUL).
 TextFilter = Annotated[str, AfterValidator(no_control_characters)]
+
+
+def _empty_as_absent(value: Any) -> Any:
+    return None if value == "" else value
+
+
+#: A page cursor: ``next_cursor`` of the previous page; ``?cursor=`` (empty) is the first page.
+Cursor = Annotated[
+    str | None,
+    BeforeValidator(_empty_as_absent),
+    Query(description="`next_cursor` of the previous page; absent or empty: the first page."),
+]

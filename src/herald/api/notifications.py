@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, BeforeValidator
 
 from herald.api.deps import (
+    Cursor,
     HeraldDep,
     NotificationId,
     TextFilter,
@@ -127,7 +128,7 @@ async def list_notifications(
     to: Annotated[TextFilter | None, Query(description="The primary recipient address.")] = None,
     recipient_id: TextFilter | None = None,
     category: TextFilter | None = None,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    cursor: Cursor = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> NotificationPage:
     return await page(
