@@ -9,10 +9,9 @@ import orjson
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from herald.api.deps import Cursor, HeraldDep, TextFilter
+from herald.api.deps import CapturedCursor, HeraldDep, TextFilter
 from herald.api.errors import ERRORS
 from herald.domain.channels import Channel
-from herald.domain.errors import InvalidRequest
 from herald.pipeline.views import as_datetime
 
 router = APIRouter(prefix="/v1/captured", tags=["captured"])
@@ -42,12 +41,10 @@ async def list_captured(
     herald: HeraldDep,
     channel: Channel | None = None,
     notification_id: TextFilter | None = None,
-    cursor: Cursor = None,
+    cursor: CapturedCursor = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> CapturedPage:
     """Newest first. For email, `content.raw` is the message exactly as it would be sent."""
-    if cursor is not None and not cursor.isdigit():
-        raise InvalidRequest("bad cursor", {"cursor": "use next_cursor from the previous page"})
     rows = await herald.captured.list(
         channel=channel.value if channel else None,
         notification_id=notification_id,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from herald.api.deps import Cursor, HeraldDep, NotificationId
+from herald.api.deps import HeraldDep, NotificationCursor, NotificationId
 from herald.api.errors import ERRORS
 from herald.api.notifications import NotificationPage, page
 from herald.domain.channels import Channel
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1/dead-letters", tags=["dead letters"])
 async def list_dead_letters(
     herald: HeraldDep,
     channel: Channel | None = None,
-    cursor: Cursor = None,
+    cursor: NotificationCursor = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> NotificationPage:
     """Newest first; `last_error` says why each one died."""

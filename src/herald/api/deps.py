@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
 from herald.domain.errors import NotFound
 from herald.pipeline.requests import no_control_characters
@@ -68,16 +68,41 @@ async def _notification_id(
 HeraldDep = Annotated[Herald, Depends(_herald)]
 NotificationId = Annotated[str, Depends(_notification_id)]
 #: A free-text query filter; control characters are refused (PostgreSQL cannot take NUL).
-TextFilter = Annotated[str, AfterValidator(no_control_characters)]
+TextFilter = Annotated[
+    str,
+    AfterValidator(no_control_characters),
+    WithJsonSchema({"type": "string", "pattern": "^[^\\x00-\\x1f\\x7f]*$"}),
+]
 
 
 def _empty_as_absent(value: Any) -> Any:
     return None if value == "" else value
 
 
-#: A page cursor: ``next_cursor`` of the previous page; ``?cursor=`` (empty) is the first page.
-Cursor = Annotated[
-    str | None,
+def _cursor_shaped(pattern: str) -> Any:
+    """Validation and schema for a page cursor's value: ``next_cursor`` of the previous
+    page, which looks as ``pattern`` says (or empty: the first page)."""
+    shape = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not shape.fullmatch(value):
+            raise ValueError("use next_cursor from the previous page")
+        return value
+
+    documented = {"type": "string", "pattern": f"^(?:{pattern})?$"}
+    return (AfterValidator(check), WithJsonSchema(documented))
+
+
+_CURSOR_HELP = "`next_cursor` of the previous page; absent or empty: the first page."
+#: A notification id: anything else would compare as text and silently return a wrong page.
+NotificationCursor = Annotated[
+    Annotated[str, *_cursor_shaped(_ID.pattern)] | None,
     BeforeValidator(_empty_as_absent),
-    Query(description="`next_cursor` of the previous page; absent or empty: the first page."),
+    Query(description=_CURSOR_HELP),
+]
+#: A captured message's number.
+CapturedCursor = Annotated[
+    Annotated[str, *_cursor_shaped(r"[0-9]{1,18}")] | None,
+    BeforeValidator(_empty_as_absent),
+    Query(description=_CURSOR_HELP),
 ]

@@ -57,6 +57,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "`Retry-After` seconds",
     },
 }
+#: For routes that take a JSON body.
+JSON_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The body is not valid JSON (`malformed_json`)"},
+    **ERRORS,
+}
 #: Seconds a client is asked to wait before retrying when the database is unavailable.
 RETRY_AFTER_UNAVAILABLE = 1
 

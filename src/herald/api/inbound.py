@@ -58,11 +58,42 @@ _VONAGE_STATES = {
 }
 
 
+def _form_body(schema: dict[str, Any], *media_types: str) -> dict[str, Any]:
+    """The request body a provider sends, for OpenAPI (the routes parse it themselves)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {media_type: {"schema": schema} for media_type in media_types},
+        }
+    }
+
+
+_TWILIO_BODY = {
+    "type": "object",
+    "required": ["MessageSid", "MessageStatus"],
+    "properties": {
+        "MessageSid": {"type": "string", "minLength": 1},
+        "MessageStatus": {"type": "string", "minLength": 1},
+        "ErrorCode": {"type": "string"},
+    },
+}
+_VONAGE_BODY = {
+    "type": "object",
+    "required": ["messageId", "status"],
+    "properties": {
+        "messageId": {"type": "string", "minLength": 1},
+        "status": {"type": "string", "minLength": 1},
+        "err-code": {"type": "string"},
+    },
+}
+
+
 @router.post(
     "/twilio/status",
     status_code=204,
     responses=_RESPONSES,
     summary="Twilio status callback",
+    openapi_extra=_form_body(_TWILIO_BODY, "application/x-www-form-urlencoded"),
 )
 async def twilio_status(request: Request, herald: HeraldDep) -> Response:
     """Twilio's `StatusCallback`: form-encoded `MessageSid`, `MessageStatus`, `ErrorCode`,
@@ -101,6 +132,7 @@ async def twilio_status(request: Request, herald: HeraldDep) -> Response:
     status_code=204,
     responses=_RESPONSES,
     summary="Vonage delivery receipt",
+    openapi_extra=_form_body(_VONAGE_BODY, "application/json", "application/x-www-form-urlencoded"),
 )
 async def vonage_status(request: Request, herald: HeraldDep, token: str = "") -> Response:
     """Vonage's SMS delivery receipt, as JSON or a form: `messageId`, `status`

@@ -8,14 +8,13 @@ from fastapi import APIRouter, Depends, Header, Query, Response
 from pydantic import BaseModel, BeforeValidator
 
 from herald.api.deps import (
-    Cursor,
     HeraldDep,
+    NotificationCursor,
     NotificationId,
     TextFilter,
-    is_notification_id,
     json_content,
 )
-from herald.api.errors import ERRORS
+from herald.api.errors import ERRORS, JSON_ERRORS
 from herald.domain.channels import Channel
 from herald.domain.errors import InvalidRequest
 from herald.domain.status import Status
@@ -61,7 +60,7 @@ class NotificationPage(BaseModel):
     "/notifications",
     status_code=202,
     response_model=NotificationView,
-    responses=ERRORS,
+    responses=JSON_ERRORS,
     dependencies=[Depends(json_content)],
     summary="Accept a notification",
 )
@@ -88,7 +87,7 @@ async def create_notification(
     "/notifications/batch",
     status_code=202,
     response_model=BatchResponse,
-    responses=ERRORS,
+    responses=JSON_ERRORS,
     dependencies=[Depends(json_content)],
     summary="Accept up to 1,000 notifications in one transaction",
 )
@@ -128,7 +127,7 @@ async def list_notifications(
     to: Annotated[TextFilter | None, Query(description="The primary recipient address.")] = None,
     recipient_id: TextFilter | None = None,
     category: TextFilter | None = None,
-    cursor: Cursor = None,
+    cursor: NotificationCursor = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> NotificationPage:
     return await page(
@@ -167,9 +166,6 @@ async def page(
     cursor: str | None,
     limit: int,
 ) -> NotificationPage:
-    # A cursor is an id; anything else would compare as text and silently return a wrong page.
-    if cursor is not None and not is_notification_id(cursor):
-        raise InvalidRequest("bad cursor", {"cursor": "use next_cursor from the previous page"})
     rows = await herald.notifications.list(
         status=statuses,
         channel=channel,

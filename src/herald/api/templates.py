@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from herald.api.deps import HeraldDep, json_content
-from herald.api.errors import ERRORS
+from herald.api.errors import ERRORS, JSON_ERRORS
 from herald.domain.channels import Channel
 from herald.pipeline.views import as_datetime
 from herald.templates.model import (
@@ -96,7 +96,7 @@ def _view(template: StoredTemplate, *, detail: bool) -> TemplateView:
     "/templates/{name}",
     response_model=TemplateView,
     response_model_exclude_none=True,
-    responses=ERRORS,
+    responses=JSON_ERRORS,
     dependencies=[Depends(json_content)],
     summary="Store a new version of a template",
 )
@@ -149,7 +149,7 @@ async def delete_template(name: TemplateName, herald: HeraldDep) -> TemplateDele
     "/templates/{name}/render",
     response_model=RenderedVariants,
     response_model_exclude_none=True,
-    responses=ERRORS,
+    responses=JSON_ERRORS,
     dependencies=[Depends(json_content)],
     summary="Render every variant without sending",
 )
