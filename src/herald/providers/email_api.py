@@ -13,7 +13,6 @@ from email.utils import getaddresses
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 import structlog
 
@@ -21,7 +20,7 @@ from herald.domain.channels import Channel
 from herald.domain.errors import ConfigurationError
 from herald.domain.message import Address
 from herald.providers.base import ProviderURL
-from herald.providers.http import CONNECT_TIMEOUT, HttpClient, HttpResponse
+from herald.providers.http import HttpClient, HttpResponse
 
 log = structlog.get_logger(__name__)
 
@@ -156,19 +155,15 @@ async def post_json(
     *,
     headers: dict[str, str],
     idempotent: bool,
-    time_limit: float,
 ) -> HttpResponse:
-    """POST ``body`` as JSON within ``time_limit`` seconds, of which at most half (and at
-    most 10 s) to connect, so that a request never sent (fail over) is told from one that
-    may have been accepted (UnknownOutcome unless the API deduplicates: ``idempotent``)."""
+    """POST ``body`` as JSON. The client's timeout tells a request that never left (fail
+    over) from one that may have been accepted (UnknownOutcome unless the API deduplicates:
+    ``idempotent``)."""
     return await client.request(
         "POST",
         url,
         data=orjson.dumps(body),
         headers={"Content-Type": "application/json", "Accept": "application/json", **headers},
-        timeout=aiohttp.ClientTimeout(
-            total=time_limit, sock_connect=min(time_limit / 2, CONNECT_TIMEOUT)
-        ),
         idempotent=idempotent,
     )
 

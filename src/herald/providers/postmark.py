@@ -76,7 +76,6 @@ class PostmarkProvider(EmailApiProvider):
             self._endpoint,
             email_body(delivery, content, self.settings.sender, self.stream),
             headers=self._auth,
-            time_limit=self.settings.timeout,
             idempotent=False,
         )
         error = classify_postmark(response, what=self.name)

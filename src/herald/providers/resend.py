@@ -77,7 +77,6 @@ class ResendProvider(EmailApiProvider):
                 **self._auth,
                 "Idempotency-Key": delivery.idempotency_key,
             },
-            time_limit=self.settings.timeout,
             idempotent=True,
         )
         error = classify_resend(response, what=self.name)

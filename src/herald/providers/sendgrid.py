@@ -61,7 +61,6 @@ class SendGridProvider(EmailApiProvider):
             self._endpoint,
             mail_send_body(delivery, content, self.settings.sender),
             headers=self._auth,
-            time_limit=self.settings.timeout,
             idempotent=False,
         )
         error = classify_sendgrid(response, what=self.name)
