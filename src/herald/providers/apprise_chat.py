@@ -14,7 +14,6 @@ import functools
 import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Final
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import apprise
 
@@ -81,7 +80,7 @@ class AppriseProvider:
             raise ConfigurationError(f"{url.redacted}: concurrency={concurrency} must be ≥ 1")
         tags = frozenset(t for t in (url.option("tag") or "").split() if t)
         return cls(
-            _without_herald_options(url.raw[len(PREFIX) :]),
+            url.without(HERALD_OPTIONS).raw[len(PREFIX) :],
             name=name,
             tags=tags,
             concurrency=concurrency,
@@ -139,13 +138,3 @@ def classify_apprise(logs: list[str], *, timed_out: bool, what: str) -> Delivery
     if timed_out or any(_CONNECTION.search(line) for line in logs):
         return TransientError(message, code="connection")
     return TransientError(message)
-
-
-def _without_herald_options(url: str) -> str:
-    """The Apprise URL without the options Herald reads (Apprise would ignore or misread them)."""
-    parts = urlsplit(url)
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    if not any(k in HERALD_OPTIONS for k, _ in pairs):
-        return url  # untouched: Apprise reads its own encoding
-    query = [(k, v) for k, v in pairs if k not in HERALD_OPTIONS]
-    return urlunsplit(parts._replace(query=urlencode(query)))
