@@ -386,8 +386,9 @@ class QueueStore:
             kept = [c for c in captures if c["notification_id"] in applied]
             if kept:
                 conn.execute(captured.insert(), kept)
-            if gone:
-                record_gone(conn, self.db.dialect, gone)
+            gone_now = [g for g in gone if g["notification_id"] in applied]
+            if gone_now:
+                record_gone(conn, self.db.dialect, gone_now)
             sent_parts = [p for p in parts if p["notification_id"] in applied]
             if sent_parts:
                 insert = insert_ignoring_duplicates(self.db.dialect, message_parts)
