@@ -21,6 +21,7 @@ import structlog
 
 from herald import metrics
 from herald.domain.backoff import RetryPolicy
+from herald.domain.breaker import provider_fault
 from herald.domain.channels import Channel
 from herald.domain.errors import (
     DeliveryError,
@@ -78,6 +79,12 @@ class Dispatcher:
             channel: [(p, guards.get(p.name)) for p in chain]
             for channel, chain in providers.items()
         }
+        #: Channels with a provider that may decline some content (push platforms).
+        self._choosy = {
+            channel
+            for channel, chain in self._chains.items()
+            if any(hasattr(provider, "serves") for provider, _guard in chain)
+        }
 
     async def deliver(self, row: Claimed) -> Verdict:
         now = time.time()
@@ -99,7 +106,9 @@ class Dispatcher:
             metrics.labelled(metrics.FAILED, channel.value, "herald", "permanent").inc()
             reason = f"{content.url} answered 410 Gone earlier; not sent"
             return _verdict(row, Status.FAILED, now, last_error=reason, detail=reason)
-        chain = _able(self._chains[channel], delivery)
+        chain = self._chains[channel]
+        if channel in self._choosy:
+            chain = _able(chain, delivery)
         events: list[NewEvent] = []
         errors: list[tuple[Provider | _Herald, DeliveryError]] = []
         refusals: list[Refusal] = []
@@ -387,11 +396,7 @@ def _kind(error: DeliveryError) -> str:
 def _fails_over(error: DeliveryError) -> bool:
     # An unknown outcome may already have been delivered: a second provider would
     # duplicate it for sure, so it waits for a retry on the same chain instead.
-    if isinstance(error, UnknownOutcome):
-        return False
-    if isinstance(error, PermanentError):
-        return not error.recipient_fault
-    return True
+    return not isinstance(error, UnknownOutcome) and provider_fault(error)
 
 
 def _results(rejected: Sequence[RecipientRejection]) -> str | None:
