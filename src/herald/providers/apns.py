@@ -182,11 +182,7 @@ class ApnsProvider:
         }
         with contextlib.suppress(ValueError):  # not a UUID: APNs makes one up and returns it
             headers["apns-id"] = str(uuid.UUID(notification_id))
-        if push.ttl is not None:
-            # 0: deliver now or never; otherwise a Unix time until which APNs keeps trying.
-            headers["apns-expiration"] = str(int(time.time()) + push.ttl if push.ttl else 0)
-        if push.collapse_key:
-            headers["apns-collapse-id"] = collapse_id(push.collapse_key)
+        headers.update(expiry_and_collapse(push))
         return headers
 
     async def _post(
@@ -219,6 +215,18 @@ def apns_payload(push: Push) -> dict[str, Any]:
         payload.setdefault("link", push.link)
     payload["aps"] = aps
     return payload
+
+
+def expiry_and_collapse(push: Push) -> dict[str, str]:
+    """The ``apns-expiration`` and ``apns-collapse-id`` headers a push asks for (also sent
+    through FCM, which hands them on to APNs)."""
+    headers: dict[str, str] = {}
+    if push.ttl is not None:
+        # 0: deliver now or never; otherwise a Unix time until which APNs keeps trying.
+        headers["apns-expiration"] = str(int(time.time()) + push.ttl if push.ttl else 0)
+    if push.collapse_key:
+        headers["apns-collapse-id"] = collapse_id(push.collapse_key)
+    return headers
 
 
 def collapse_id(collapse_key: str) -> str:

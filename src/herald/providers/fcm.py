@@ -8,7 +8,6 @@ in ``error.details`` (https://firebase.google.com/docs/reference/fcm/rest/v1/Err
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 import orjson
@@ -16,6 +15,7 @@ import orjson
 from herald.domain.channels import Channel
 from herald.domain.errors import ConfigurationError, DeliveryError, PermanentError, TransientError
 from herald.domain.message import Content, Delivery, Push, Receipt
+from herald.providers.apns import expiry_and_collapse
 from herald.providers.base import ProviderURL
 from herald.providers.google_oauth import AccessTokens, ServiceAccount
 from herald.providers.http import (
@@ -115,16 +115,13 @@ def fcm_message(push: Push) -> dict[str, Any]:
     if data:
         message["data"] = data
     android: dict[str, Any] = {}
-    apns_headers: dict[str, str] = {}
+    apns_headers = expiry_and_collapse(push)
     webpush: dict[str, Any] = {}
     if push.ttl is not None:
         android["ttl"] = f"{push.ttl}s"
-        apns_headers["apns-expiration"] = str(int(time.time()) + push.ttl if push.ttl else 0)
         webpush["headers"] = {"TTL": str(push.ttl)}
     if push.collapse_key:
         android["collapse_key"] = push.collapse_key
-        if len(push.collapse_key.encode()) <= 64:  # APNs' limit for apns-collapse-id
-            apns_headers["apns-collapse-id"] = push.collapse_key
     if android:
         message["android"] = android
     apns: dict[str, Any] = {}
