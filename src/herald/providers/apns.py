@@ -29,9 +29,9 @@ from herald.domain.errors import (
     UnknownOutcome,
 )
 from herald.domain.message import Content, Delivery, Push, Receipt
-from herald.providers.base import ProviderURL
+from herald.providers.base import ProviderURL, tls_context
 from herald.providers.http import USER_AGENT, retry_after
-from herald.providers.push_routing import push_for, read_key_file, serves_platform, tls_context
+from herald.providers.push_routing import push_for, read_key_file, serves_platform
 
 PRODUCTION_URL = "https://api.push.apple.com"
 SANDBOX_URL = "https://api.sandbox.push.apple.com"
@@ -132,7 +132,7 @@ class ApnsProvider:
         client = httpx.AsyncClient(
             http1=False,
             http2=True,
-            verify=tls_context(url),
+            verify=tls_context(url.option("ca_file"), f"{url.scheme}://"),
             timeout=timeout,
             headers={"User-Agent": USER_AGENT},
         )

@@ -7,6 +7,7 @@ it never returns a bare success flag. Providers talk only to the outside world.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar, runtime_checkable
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -191,3 +192,14 @@ def split_provider_urls(value: str | None) -> list[str]:
     if not value:
         return []
     return [part.strip() for part in value.replace("\n", ",").split(",") if part.strip()]
+
+
+def tls_context(ca_file: str | None, where: str) -> ssl.SSLContext:
+    """The system's trust store, plus ``ca_file`` (private CAs, test servers) if given."""
+    context = ssl.create_default_context()
+    if ca_file:
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(f"{where} ca_file={ca_file!r}: {exc}") from None
+    return context

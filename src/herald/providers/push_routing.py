@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import ssl
-
 from herald.domain.errors import ConfigurationError, PermanentError
 from herald.domain.message import Content, Delivery, Push
 from herald.providers.base import ProviderURL, content_of
@@ -26,18 +24,6 @@ def push_for(delivery: Delivery, platform: str, provider: str) -> Push:
             recipient_fault=False,
         )
     return push
-
-
-def tls_context(url: ProviderURL) -> ssl.SSLContext:
-    """The system's trust store plus ``?ca_file=`` (private CAs, test servers)."""
-    context = ssl.create_default_context()
-    ca_file = url.option("ca_file")
-    if ca_file:
-        try:
-            context.load_verify_locations(cafile=ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigurationError(f"{url.scheme}:// ca_file={ca_file!r}: {exc}") from None
-    return context
 
 
 def read_key_file(url: ProviderURL, option: str) -> str:

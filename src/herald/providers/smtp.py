@@ -38,7 +38,7 @@ from herald.domain.errors import (
 from herald.domain.message import Address, Delivery, Email, Receipt, RecipientRejection
 from herald.domain.mime import build_email_bytes
 from herald.domain.smtp_replies import classify_smtp_reply, queue_id_from_reply
-from herald.providers.base import ProviderURL, content_of
+from herald.providers.base import ProviderURL, content_of, tls_context
 from herald.providers.smtp_pool import SessionPool, SmtpSession
 from herald.providers.smtp_wire import SessionBroken, SmtpReply, SmtpWire
 
@@ -655,12 +655,7 @@ async def _wait_closed(protocols: list[SMTPProtocol | None], grace: float) -> No
 
 
 def _tls_context(settings: SmtpSettings) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if settings.ca_file:
-        try:
-            context.load_verify_locations(cafile=settings.ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigurationError(f"smtp ca_file={settings.ca_file!r}: {exc}") from None
+    context = tls_context(settings.ca_file, "smtp")
     if not settings.verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

@@ -31,9 +31,9 @@ from herald.domain.channels import Channel
 from herald.domain.errors import ConfigurationError, PermanentError
 from herald.domain.message import Content, Delivery, Push, Receipt
 from herald.domain.network import IPNetwork, url_problem
-from herald.providers.base import ProviderDefaults, ProviderURL
+from herald.providers.base import ProviderDefaults, ProviderURL, tls_context
 from herald.providers.http import HttpClient, classify_status
-from herald.providers.push_routing import push_for, serves_platform, tls_context
+from herald.providers.push_routing import push_for, serves_platform
 from herald.providers.ssrf_guard import GuardedResolver
 
 #: What push services keep at most (FCM's 28 days; Mozilla's is shorter and it says so).
@@ -92,7 +92,7 @@ class WebPushProvider:
         ttl = url.integer("ttl", DEFAULT_TTL)
         if ttl < 0:
             raise ConfigurationError("webpush:// ttl must not be negative")
-        context = tls_context(url)
+        context = tls_context(url.option("ca_file"), f"{url.scheme}://")
         timeout = url.number("timeout", 30.0)
         limit = url.integer("max_connections", 100)
         if timeout <= 0 or limit <= 0:
