@@ -340,7 +340,9 @@ async def test_an_opted_out_recipient_is_never_retried(
 
 
 async def test_an_unreachable_handset_is_retried(database_url: str, twilio_server: TwilioServer):
-    async with herald_with(database_url, twilio_server.url()) as api:
+    # Full jitter may draw a delay near zero: a long first delay keeps the retry from
+    # falling due, and being sent, within this drain.
+    async with herald_with(database_url, twilio_server.url(), retry_initial_delay=600) as api:
         twilio_server.fail(400, 30003, "Unreachable destination handset")
         nid = await send_sms(api)
         await api.herald.drain()
