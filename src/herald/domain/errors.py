@@ -74,6 +74,11 @@ class DeliveryError(HeraldError):
         #: The provider's own code (SMTP reply/enhanced code, HTTP status, API error code).
         self.code = code
 
+    @property
+    def summary(self) -> str:
+        """The message with the provider's code, as ``last_error`` shows it."""
+        return self.message + (f" [{self.code}]" if self.code else "")
+
 
 class TransientError(DeliveryError):
     """Worth retrying; ``retry_after`` is the provider's hint in seconds, if any."""

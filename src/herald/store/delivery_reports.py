@@ -14,14 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
-import orjson
 import sqlalchemy as sa
 
 from herald.domain.delivery_reports import DeliveryReport, ReportedState, classified, describe
-from herald.domain.errors import DeliveryError
+from herald.domain.message import RecipientRejection
 from herald.domain.status import Status
 from herald.store.database import Database, Dialect
 from herald.store.queue import spawn_fallbacks
+from herald.store.records import results_json
 from herald.store.tables import events, message_parts, notifications, pending_delivery_reports
 
 _ACTOR = "provider-callback"
@@ -215,8 +215,10 @@ def _record(
         values: dict[str, object] = {"status": move.value, "updated_at": now}
         error = report.error
         if error is not None:
-            values["last_error"] = error.message + (f" [{error.code}]" if error.code else "")
-            values["results"] = _results(target.recipient, error, suppress=report.suppress)
+            values["last_error"] = error.summary
+            values["results"] = results_json(
+                [RecipientRejection(target.recipient, error.code, error.message, report.suppress)]
+            )
         conn.execute(notifications.update().where(_n.id == target.id).values(**values))
         target.status = move
     conn.execute(
@@ -257,9 +259,3 @@ def _report(row: sa.Row[tuple[object, ...]]) -> DeliveryReport:
     return DeliveryReport(
         row.provider, row.provider_message_id, ReportedState(row.state), row.provider_status, error
     )
-
-
-def _results(recipient: str, error: DeliveryError, *, suppress: bool) -> str:
-    """The same per-recipient shape the worker writes, so suppression reads both alike."""
-    row = {"address": recipient, "code": error.code, "message": error.message, "suppress": suppress}
-    return orjson.dumps([row]).decode()

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, NotRequired, TypedDict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple, NotRequired, TypedDict
+
+import orjson
+
+if TYPE_CHECKING:
+    from herald.domain.message import RecipientRejection
 
 
 class NewNotification(TypedDict):
@@ -113,3 +119,16 @@ class GoneUrl(TypedDict):
     at: float
     notification_id: str
     detail: str | None
+
+
+def results_json(rejected: Sequence[RecipientRejection]) -> str | None:
+    """The ``results`` column: each refused recipient with its code, message and whether
+    the address is suppress-worthy (the worker and delivery reports write it alike)."""
+    if not rejected:
+        return None
+    return orjson.dumps(
+        [
+            {"address": r.address, "code": r.code, "message": r.message, "suppress": r.suppress}
+            for r in rejected
+        ]
+    ).decode()

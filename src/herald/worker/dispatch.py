@@ -40,7 +40,15 @@ from herald.domain.message import (
 )
 from herald.domain.status import Status
 from herald.providers.base import Provider
-from herald.store.records import Claimed, GoneUrl, MessagePart, NewCapture, NewEvent, Outcome
+from herald.store.records import (
+    Claimed,
+    GoneUrl,
+    MessagePart,
+    NewCapture,
+    NewEvent,
+    Outcome,
+    results_json,
+)
 from herald.worker.gone import GoneUrls
 from herald.worker.resilience import ProviderGuard, Refusal
 
@@ -188,7 +196,7 @@ class Dispatcher:
             # The column holds 255; no real provider id comes close, but a broken one must
             # not make the outcome unstorable.
             provider_message_id=(receipt.provider_message_id or "")[:255] or None,
-            results=_results(receipt.rejected),
+            results=results_json(receipt.rejected),
             detail=detail,
             events=events,
         )
@@ -225,7 +233,7 @@ class Dispatcher:
         unknown = any(isinstance(e, UnknownOutcome) for _, e in errors)
         if unknown:
             metrics.labelled(metrics.POSSIBLE_DUPLICATES, channel.value).inc()
-        message = f"{error.message}" + (f" [{error.code}]" if error.code else "")
+        message = error.summary
         permanent = isinstance(error, PermanentError)
         if isinstance(error, Gone):
             verdict = _verdict(
@@ -399,28 +407,17 @@ def _fails_over(error: DeliveryError) -> bool:
     return not isinstance(error, UnknownOutcome) and provider_fault(error)
 
 
-def _results(rejected: Sequence[RecipientRejection]) -> str | None:
-    if not rejected:
-        return None
-    return orjson.dumps(
-        [
-            {"address": r.address, "code": r.code, "message": r.message, "suppress": r.suppress}
-            for r in rejected
-        ]
-    ).decode()
-
-
 def _permanent_results(row: Claimed, error: DeliveryError) -> str | None:
     """Per-recipient detail of a permanent failure, keeping its suppress-worthiness."""
     if not isinstance(error, PermanentError):
         return None
     if error.rejected:
-        return _results(error.rejected)
+        return results_json(error.rejected)
     if row.channel == Channel.EMAIL.value:
         payload = orjson.loads(row.payload)
         recipients = [a[1] for a in (*payload["to"], *payload["cc"], *payload["bcc"])]
     else:
         recipients = [row.recipient]
-    return _results(
+    return results_json(
         [RecipientRejection(a, error.code, error.message, error.suppress) for a in recipients]
     )
