@@ -30,6 +30,7 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -148,6 +149,12 @@ class Database:
         else:
             await self._postgres.dispose()
             await self._postgres_relaxed.dispose()
+
+
+def insert_ignoring_duplicates(dialect: Dialect, table: sa.Table) -> Any:
+    """An INSERT that skips rows whose key exists (ON CONFLICT DO NOTHING)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing()
 
 
 def unavailable(exc: BaseException) -> bool:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from herald.domain.ids import new_id
 from herald.store import jsonrows as j
-from herald.store.database import Database, Dialect
+from herald.store.database import Database, Dialect, insert_ignoring_duplicates
 from herald.store.notifications import insert_rows
 from herald.store.records import (
     Claimed,
@@ -27,7 +27,7 @@ from herald.store.records import (
     Outcome,
 )
 from herald.store.tables import captured, events, message_parts, notifications
-from herald.store.webhooks import insert_ignoring_duplicates, record_gone
+from herald.store.webhooks import record_gone
 
 _CLAIMED_COLUMNS = (
     "id, channel, recipient, payload, priority, attempts, max_attempts, send_at, due_at, "

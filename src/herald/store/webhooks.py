@@ -5,22 +5,14 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
-from herald.store.database import Database, Dialect
+from herald.store.database import Database, Dialect, insert_ignoring_duplicates
 from herald.store.records import GoneUrl
 from herald.store.tables import stored_settings, webhook_gone
 
 _STORED_AS = "webhook_secret"
-
-
-def insert_ignoring_duplicates(dialect: Dialect, table: sa.Table) -> Any:
-    """An INSERT that skips rows whose key exists (ON CONFLICT DO NOTHING)."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(table).on_conflict_do_nothing()
 
 
 def url_hash(url: str) -> str:
@@ -63,12 +55,15 @@ class WebhookStore:
         processes starting at once agree: the first insert wins)."""
         candidate = generate()
 
+        query = sa.select(stored_settings.c.value).where(stored_settings.c.key == _STORED_AS)
+
         def get_or_create(conn: sa.Connection) -> str:
             conn.execute(
                 insert_ignoring_duplicates(self.db.dialect, stored_settings),
                 {"key": _STORED_AS, "value": candidate, "created_at": time.time()},
             )
-            query = sa.select(stored_settings.c.value).where(stored_settings.c.key == _STORED_AS)
             return str(conn.execute(query).scalar_one())
 
-        return await self.db.run(get_or_create)
+        # Read first: only the very first start writes.
+        stored = await self.db.run(lambda conn: conn.execute(query).scalar(), readonly=True)
+        return str(stored) if stored is not None else await self.db.run(get_or_create)
