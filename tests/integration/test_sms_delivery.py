@@ -440,6 +440,21 @@ async def test_a_failed_callback_queues_the_channel_fallback(
         assert sent.content.to[0].addr == "alice@example.org"
 
 
+async def test_a_vonage_receipt_with_a_null_message_id_is_422(
+    sqlite_url: str, vonage_server: VonageServer
+):
+    async with herald_with(sqlite_url, vonage_server.url()) as api:
+        await send_sms(api)
+        await api.herald.drain()
+        (message,) = vonage_server.messages
+        path, body = vonage_server.receipt(message, "delivered")
+
+        response = await api.client.post(path, json={**body, "messageId": None})
+
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["fields"] == {"messageId": "required"}
+
+
 async def test_a_long_vonage_message_is_delivered_once_every_part_is(
     database_url: str, vonage_server: VonageServer
 ):

@@ -153,7 +153,7 @@ async def vonage_status(request: Request, herald: HeraldDep, token: str = "") ->
             raise InvalidRequest("the body is not valid JSON") from None
         if not isinstance(body, dict):
             raise InvalidRequest("the body must be a JSON object")
-        fields = {str(k): str(v) for k, v in body.items()}
+        fields = {str(k): str(v) for k, v in body.items() if v is not None}
     else:
         fields = dict(await _form(request))
     message_id, status = _required(fields, "messageId", "status")
