@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from fastapi import APIRouter, Request, Response
@@ -104,13 +105,13 @@ async def _check(herald: Herald) -> Readiness:
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
 async def prometheus(herald: HeraldDep) -> Response:
-    try:
+    # Still serve the process metrics when the database is down.
+    with contextlib.suppress(Exception):
         depth = await herald.notifications.count_by_status(_DEPTH)
+        for status, count in depth.items():
+            metrics.QUEUE_DEPTH.labels(status).set(count)
+    with contextlib.suppress(Exception):
         metrics.PARKED_REPORTS.set(await herald.delivery_reports.parked())
-    except Exception:  # still serve the process metrics when the database is down
-        depth = {}
-    for status, count in depth.items():
-        metrics.QUEUE_DEPTH.labels(status).set(count)
     now = time.time()
     for guard in herald.guards.values():
         guard.state(now)  # an open circuit whose cool-down ended shows as half-open
