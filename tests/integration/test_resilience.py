@@ -23,7 +23,7 @@ from herald import Herald
 from herald.domain.breaker import CircuitState
 from herald.worker.limits import Rate
 from herald.worker.redis_windows import RedisWindows
-from tests.integration.api import running_api
+from tests.integration.api import eventually, running_api
 from tests.integration.conftest import SmtpServerFactory
 from tests.integration.smtp_server import SmtpTestServer
 
@@ -178,8 +178,11 @@ async def test_every_circuit_open_defers_without_using_an_attempt(
 
         # Due when the breaker half-opens: then it is the probe, and its first attempt.
         async with herald.worker():
-            while (await herald.get(deferred)).status != "sent":
-                await asyncio.sleep(0.05)
+
+            async def sent() -> bool:
+                return (await herald.get(deferred)).status == "sent"
+
+            await eventually(sent)
         assert await statuses(herald, [deferred]) == [("sent", name, 1)]
 
 
