@@ -166,11 +166,3 @@ async def post_json(
         headers={"Content-Type": "application/json", "Accept": "application/json", **headers},
         idempotent=idempotent,
     )
-
-
-def json_body(response: HttpResponse) -> Any:
-    """The response's JSON, or None when it has none (an HTML error page, a cut body)."""
-    try:
-        return orjson.loads(response.body)
-    except orjson.JSONDecodeError:
-        return None

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
+import orjson
 
 from herald import __version__
 from herald.domain.errors import (
@@ -30,6 +31,11 @@ USER_AGENT = f"Herald/{__version__}"
 #: Statuses worth retrying: timeouts, "too early", rate limits and server errors.
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
 MAX_RESPONSE_BYTES = 64 * 1024
+#: Headers of a form-encoded request to an API that answers JSON (Twilio, Vonage).
+FORM_HEADERS: Final = {
+    "Content-Type": "application/x-www-form-urlencoded",
+    "Accept": "application/json",
+}
 #: Seconds allowed to open a connection (within a request's own timeout).
 CONNECT_TIMEOUT: Final = 10.0
 
@@ -42,6 +48,13 @@ class HttpResponse:
 
     def text(self) -> str:
         return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The body as JSON, or None when it is not (an HTML error page, a cut body)."""
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError:
+            return None
 
 
 class HttpClient:

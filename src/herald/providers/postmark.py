@@ -17,7 +17,6 @@ from herald.providers.email_api import (
     COMMON_OPTIONS,
     EmailApiProvider,
     EmailApiSettings,
-    json_body,
     mailbox,
     post_json,
 )
@@ -81,7 +80,7 @@ class PostmarkProvider(EmailApiProvider):
         error = classify_postmark(response, what=self.name)
         if error is not None:
             raise error
-        body = json_body(response)
+        body = response.json()
         answer = body if isinstance(body, dict) else {}
         message_id = answer.get("MessageID")
         return Receipt(
@@ -140,7 +139,7 @@ def classify_postmark(response: HttpResponse, *, what: str) -> DeliveryError | N
     status = response.status
     if 200 <= status < 300:
         return None
-    body = json_body(response)
+    body = response.json()
     error_code = body.get("ErrorCode") if isinstance(body, dict) else None
     detail = str(body.get("Message") or "") if isinstance(body, dict) else ""
     detail = detail or response.text()[:300].strip() or "no detail"

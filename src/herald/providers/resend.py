@@ -16,7 +16,6 @@ from herald.providers.base import ProviderURL, content_of
 from herald.providers.email_api import (
     EmailApiProvider,
     EmailApiSettings,
-    json_body,
     mailbox,
     post_json,
 )
@@ -82,7 +81,7 @@ class ResendProvider(EmailApiProvider):
         error = classify_resend(response, what=self.name)
         if error is not None:
             raise error
-        body = json_body(response)
+        body = response.json()
         message_id = body.get("id") if isinstance(body, dict) else None
         return Receipt(
             provider_message_id=str(message_id) if message_id else None,
@@ -129,7 +128,7 @@ def classify_resend(response: HttpResponse, *, what: str) -> DeliveryError | Non
     status = response.status
     if 200 <= status < 300:
         return None
-    body = json_body(response)
+    body = response.json()
     name = str(body.get("name") or "") if isinstance(body, dict) else ""
     detail = str(body.get("message") or "") if isinstance(body, dict) else ""
     detail = detail or response.text()[:300].strip() or "no detail"

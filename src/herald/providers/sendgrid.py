@@ -16,7 +16,6 @@ from herald.providers.base import ProviderURL, content_of
 from herald.providers.email_api import (
     EmailApiProvider,
     EmailApiSettings,
-    json_body,
     post_json,
     unique,
 )
@@ -142,7 +141,7 @@ def classify_sendgrid(response: HttpResponse, *, what: str) -> DeliveryError | N
 
 def _errors(response: HttpResponse) -> str:
     """``{"errors": [{"message", "field", "help"}]}`` as one line."""
-    body = json_body(response)
+    body = response.json()
     errors = body.get("errors") if isinstance(body, dict) else None
     if not isinstance(errors, list) or not errors:
         return response.text()[:300].strip() or "no detail"

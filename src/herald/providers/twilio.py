@@ -11,10 +11,8 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Iterable
-from typing import Any
 from urllib.parse import quote_plus, unquote, urlencode, urlsplit
 
-import orjson
 import structlog
 
 from herald.domain.channels import Channel
@@ -22,7 +20,13 @@ from herald.domain.errors import ConfigurationError, DeliveryError
 from herald.domain.message import Delivery, Receipt, Sms
 from herald.domain.twilio_errors import classify_twilio_error
 from herald.providers.base import ProviderURL, content_of
-from herald.providers.http import HttpClient, HttpResponse, client_from_url, retry_after
+from herald.providers.http import (
+    FORM_HEADERS,
+    HttpClient,
+    HttpResponse,
+    client_from_url,
+    retry_after,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -34,7 +38,6 @@ _OPTIONS = frozenset(
     | {"unreachable_retries", "status_callback"}
     | {"concurrency"}  # every provider URL accepts it; the worker reads it
 )
-_FORM = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
 
 
 class TwilioProvider:
@@ -78,7 +81,7 @@ class TwilioProvider:
         self._messages_url = f"{account}/Messages.json"
         self._account_url = f"{account}.json"
         credentials = base64.b64encode(f"{account_sid}:{auth_token}".encode()).decode()
-        self._headers = {**_FORM, "Authorization": f"Basic {credentials}"}
+        self._headers = {**FORM_HEADERS, "Authorization": f"Basic {credentials}"}
         self._http = http or HttpClient()
 
     @classmethod
@@ -126,7 +129,7 @@ class TwilioProvider:
         )
         if not 200 <= response.status < 300:
             raise self._error(response, delivery.attempt)
-        body = _json(response)
+        body = response.json()
         sid = body.get("sid") if isinstance(body, dict) else None
         if not isinstance(sid, str):
             # Created (2xx) but unreadable: sending again would duplicate it.
@@ -135,7 +138,7 @@ class TwilioProvider:
         return Receipt(provider_message_id=sid, detail=f"twilio {status}: {sid}")
 
     def _error(self, response: HttpResponse, attempt: int) -> DeliveryError:
-        body = _json(response)
+        body = response.json()
         code: int | None = None
         message = response.text()[:300].strip() or f"HTTP {response.status}"
         if isinstance(body, dict):
@@ -167,10 +170,3 @@ class TwilioProvider:
 
     async def aclose(self) -> None:
         await self._http.aclose()
-
-
-def _json(response: HttpResponse) -> Any:
-    try:
-        return orjson.loads(response.body)
-    except orjson.JSONDecodeError:
-        return None

@@ -12,7 +12,6 @@ import hmac
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote, urlencode, urlsplit
 
-import orjson
 import structlog
 
 from herald.domain.channels import Channel
@@ -20,7 +19,13 @@ from herald.domain.errors import ConfigurationError, DeliveryError, TransientErr
 from herald.domain.message import Delivery, Receipt, Sms
 from herald.domain.vonage_errors import classify_vonage_status
 from herald.providers.base import ProviderURL, content_of
-from herald.providers.http import HttpClient, HttpResponse, classify_status, client_from_url
+from herald.providers.http import (
+    FORM_HEADERS,
+    HttpClient,
+    HttpResponse,
+    classify_status,
+    client_from_url,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -31,7 +36,6 @@ _OPTIONS = frozenset(
     {"name", "base_url", "timeout", "max_connections", "status_callback"}
     | {"concurrency"}  # every provider URL accepts it; the worker reads it
 )
-_FORM = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
 
 
 class VonageProvider:
@@ -113,7 +117,7 @@ class VonageProvider:
         # ``client-ref`` is only echoed back, not deduplicated on: a request lost after it was
         # sent may have gone out (UnknownOutcome, a possible duplicate if retried).
         response = await self._http.request(
-            "POST", self._sms_url, data=form, headers=_FORM, idempotent=False
+            "POST", self._sms_url, data=form, headers=FORM_HEADERS, idempotent=False
         )
         failure = classify_status(response, what=self.name)
         if failure is not None:
@@ -151,10 +155,7 @@ class VonageProvider:
 
 
 def _parts(response: HttpResponse) -> list[dict[str, Any]]:
-    try:
-        body = orjson.loads(response.body)
-    except orjson.JSONDecodeError:
-        return []
+    body = response.json()
     messages = body.get("messages") if isinstance(body, dict) else None
     if not isinstance(messages, list):
         return []
