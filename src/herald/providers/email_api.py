@@ -97,7 +97,8 @@ class EmailApiProvider:
         self.name = name
         self.settings = settings
         self._endpoint = f"{settings.base_url}{path}"
-        self._auth = auth
+        #: Every request's headers, built once: JSON both ways, and the auth.
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json", **auth}
         self._client = http or HttpClient(timeout=settings.timeout)
 
     @property
@@ -156,13 +157,13 @@ async def post_json(
     headers: dict[str, str],
     idempotent: bool,
 ) -> HttpResponse:
-    """POST ``body`` as JSON. The client's timeout tells a request that never left (fail
-    over) from one that may have been accepted (UnknownOutcome unless the API deduplicates:
-    ``idempotent``)."""
+    """POST ``body`` as JSON (``headers`` say so). The client's timeout tells a request
+    that never left (fail over) from one that may have been accepted (UnknownOutcome unless
+    the API deduplicates: ``idempotent``)."""
     return await client.request(
         "POST",
         url,
         data=orjson.dumps(body),
-        headers={"Content-Type": "application/json", "Accept": "application/json", **headers},
+        headers=headers,
         idempotent=idempotent,
     )

@@ -74,7 +74,7 @@ class PostmarkProvider(EmailApiProvider):
             self._client,
             self._endpoint,
             email_body(delivery, content, self.settings.sender, self.stream),
-            headers=self._auth,
+            headers=self._headers,
             idempotent=False,
         )
         error = classify_postmark(response, what=self.name)

@@ -73,7 +73,7 @@ class ResendProvider(EmailApiProvider):
             self._endpoint,
             emails_body(delivery, content, self.settings.sender),
             headers={
-                **self._auth,
+                **self._headers,
                 "Idempotency-Key": delivery.idempotency_key,
             },
             idempotent=True,

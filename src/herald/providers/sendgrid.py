@@ -59,7 +59,7 @@ class SendGridProvider(EmailApiProvider):
             self._client,
             self._endpoint,
             mail_send_body(delivery, content, self.settings.sender),
-            headers=self._auth,
+            headers=self._headers,
             idempotent=False,
         )
         error = classify_sendgrid(response, what=self.name)
