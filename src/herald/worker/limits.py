@@ -90,11 +90,14 @@ class ProviderLimiter:
         to come back after when the wait would pass ``max_wait``."""
         deadline = time.monotonic() + self.max_wait
         if self._slots is not None:
-            try:
-                async with asyncio.timeout(self.max_wait):
-                    await self._slots.acquire()
-            except TimeoutError:
-                return self.max_wait
+            if self._slots.locked():  # every slot taken: wait, but not past max_wait
+                try:
+                    async with asyncio.timeout(self.max_wait):
+                        await self._slots.acquire()
+                except TimeoutError:
+                    return self.max_wait
+            else:
+                await self._slots.acquire()  # free: taken at once, no timer needed
         if self._window is None:
             return None
         try:
