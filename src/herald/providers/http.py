@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import ssl as ssl_module
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
+import aiohttp.abc
 import orjson
 
 from herald import __version__
@@ -62,9 +64,9 @@ class HttpClient:
 
     ``timeout`` covers a whole request, of which at most half (and at most
     ``CONNECT_TIMEOUT``) may go to connecting, so that a request that never got a
-    connection is told from one that may have been accepted. ``connector_factory`` lets a
-    provider control connections (the webhook provider's SSRF guard checks every resolved
-    address there).
+    connection is told from one that may have been accepted. ``resolver`` and ``ssl`` go to
+    the connector: the SSRF guard checks every resolved address in its resolver, a private
+    CA goes in the TLS context.
     """
 
     def __init__(
@@ -72,21 +74,21 @@ class HttpClient:
         *,
         timeout: float = 30.0,
         max_connections: int = 100,
-        connector_factory: Any = None,
+        resolver: aiohttp.abc.AbstractResolver | None = None,
+        ssl: ssl_module.SSLContext | bool = True,
     ) -> None:
         self._timeout = aiohttp.ClientTimeout(
             total=timeout, sock_connect=min(timeout / 2, CONNECT_TIMEOUT)
         )
         self._max_connections = max_connections
-        self._connector_factory = connector_factory
+        self._resolver = resolver
+        self._ssl = ssl
         self._session: aiohttp.ClientSession | None = None
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = (
-                self._connector_factory()
-                if self._connector_factory is not None
-                else aiohttp.TCPConnector(limit=self._max_connections)
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections, resolver=self._resolver, ssl=self._ssl
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
@@ -175,11 +177,17 @@ def classify_status(
     return PermanentError(message, code=label)
 
 
-def client_from_url(url: ProviderURL) -> HttpClient:
-    """An :class:`HttpClient` from a provider URL's ``timeout`` (seconds, default 30) and
+def client_from_url(
+    url: ProviderURL,
+    *,
+    default_timeout: float = 30.0,
+    resolver: aiohttp.abc.AbstractResolver | None = None,
+    ssl: ssl_module.SSLContext | bool = True,
+) -> HttpClient:
+    """An :class:`HttpClient` from a provider URL's ``timeout`` (seconds) and
     ``max_connections`` (default 100) options; ConfigurationError unless both are positive."""
-    timeout = url.number("timeout", 30.0)
+    timeout = url.number("timeout", default_timeout)
     max_connections = url.integer("max_connections", 100)
     if timeout <= 0 or max_connections <= 0:
         raise ConfigurationError(f"{url.redacted}: timeout and max_connections must be positive")
-    return HttpClient(timeout=timeout, max_connections=max_connections)
+    return HttpClient(timeout=timeout, max_connections=max_connections, resolver=resolver, ssl=ssl)

@@ -7,6 +7,7 @@ provider checks those with :func:`~herald.domain.network.url_problem` before sen
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 from collections.abc import Sequence
@@ -28,12 +29,18 @@ class GuardedResolver(AbstractResolver):
     ``allowed``)."""
 
     def __init__(self, allowed: Sequence[IPNetwork] = ()) -> None:
-        self._resolver = DefaultResolver()
         self._allowed = tuple(allowed)
+        # The default resolver belongs to the loop it was made in: made on first use, so
+        # the guard itself can be built anywhere (a provider is built before its loop runs).
+        self._resolver: AbstractResolver | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
+        loop = asyncio.get_running_loop()
+        if self._resolver is None or self._loop is not loop:
+            self._resolver, self._loop = DefaultResolver(), loop
         results = await self._resolver.resolve(host, port, family)
         kept: list[ResolveResult] = []
         refused: list[str] = []
@@ -53,4 +60,5 @@ class GuardedResolver(AbstractResolver):
         return kept
 
     async def close(self) -> None:
-        await self._resolver.close()
+        if self._resolver is not None:
+            await self._resolver.close()

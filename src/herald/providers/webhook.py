@@ -19,7 +19,6 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-import aiohttp
 import orjson
 
 from herald.domain.channels import Channel
@@ -57,9 +56,7 @@ class WebhookProvider:
         self._http = HttpClient(
             timeout=timeout,
             max_connections=max_connections,
-            connector_factory=lambda: aiohttp.TCPConnector(
-                limit=max_connections, resolver=GuardedResolver(self._allowed)
-            ),
+            resolver=GuardedResolver(self._allowed),
         )
 
     @classmethod

@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import http_ece
 import orjson
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -32,7 +31,7 @@ from herald.domain.errors import ConfigurationError, PermanentError
 from herald.domain.message import Content, Delivery, Push, Receipt
 from herald.domain.network import IPNetwork, url_problem
 from herald.providers.base import ProviderDefaults, ProviderURL, tls_context
-from herald.providers.http import HttpClient, classify_status
+from herald.providers.http import HttpClient, classify_status, client_from_url
 from herald.providers.push_routing import push_for, serves_platform
 from herald.providers.ssrf_guard import GuardedResolver
 
@@ -92,11 +91,6 @@ class WebPushProvider:
         ttl = url.integer("ttl", DEFAULT_TTL)
         if ttl < 0:
             raise ConfigurationError("webpush:// ttl must not be negative")
-        context = tls_context(url.option("ca_file"), f"{url.scheme}://")
-        timeout = url.number("timeout", 30.0)
-        limit = url.integer("max_connections", 100)
-        if timeout <= 0 or limit <= 0:
-            raise ConfigurationError("webpush:// timeout and max_connections must be positive")
         allowed = (defaults or ProviderDefaults()).webhook_allowed_networks
         return cls(
             load_vapid_key(key),
@@ -104,11 +98,10 @@ class WebPushProvider:
             name=name,
             ttl=ttl,
             urgency=urgency,
-            http=HttpClient(
-                timeout=timeout,
-                connector_factory=lambda: aiohttp.TCPConnector(
-                    limit=limit, ssl=context, resolver=GuardedResolver(allowed)
-                ),
+            http=client_from_url(
+                url,
+                resolver=GuardedResolver(allowed),
+                ssl=tls_context(url.option("ca_file"), f"{url.scheme}://"),
             ),
             allowed_networks=allowed,
         )
