@@ -28,6 +28,15 @@ if TYPE_CHECKING:
     from herald.domain.message import RecipientRejection
 
 
+#: HTTP statuses worth retrying besides 5xx: timeouts, "too early", rate limits.
+_TRANSIENT_HTTP = frozenset({408, 425, 429})
+
+
+def transient_http_status(status: int) -> bool:
+    """Whether an HTTP error status is worth retrying (408, 425, 429 and every 5xx)."""
+    return status in _TRANSIENT_HTTP or status >= 500
+
+
 class HeraldError(Exception):
     """Base of every error Herald raises on purpose."""
 

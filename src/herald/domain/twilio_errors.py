@@ -6,7 +6,12 @@ The same table classifies an API refusal (``POST Messages.json`` answering
 
 from __future__ import annotations
 
-from herald.domain.errors import DeliveryError, PermanentError, TransientError
+from herald.domain.errors import (
+    DeliveryError,
+    PermanentError,
+    TransientError,
+    transient_http_status,
+)
 
 #: The recipient replied STOP (21610) or blocked the sender (30004): never text them again.
 OPT_OUT = frozenset({21610, 30004})
@@ -83,6 +88,6 @@ def classify_twilio_error(
         return TransientError(text, code=label, retry_after=retry_after)
     if code in ACCOUNT or http_status in {401, 403}:
         return PermanentError(text, code=label, recipient_fault=False)
-    if http_status is not None and (http_status in {408, 425, 429} or http_status >= 500):
+    if http_status is not None and transient_http_status(http_status):
         return TransientError(text, code=label, retry_after=retry_after)
     return PermanentError(text, code=label)

@@ -18,10 +18,15 @@ from typing import Final
 import apprise
 
 from herald.domain.channels import Channel
-from herald.domain.errors import ConfigurationError, DeliveryError, PermanentError, TransientError
+from herald.domain.errors import (
+    ConfigurationError,
+    DeliveryError,
+    PermanentError,
+    TransientError,
+    transient_http_status,
+)
 from herald.domain.message import Chat, Delivery, Receipt
 from herald.providers.base import ProviderURL, content_of
-from herald.providers.http import TRANSIENT_STATUSES
 
 PREFIX: Final = "apprise+"
 #: Options Herald reads and removes before the URL reaches Apprise.
@@ -129,7 +134,7 @@ def classify_apprise(logs: list[str], *, timed_out: bool, what: str) -> Delivery
     if statuses:
         status = statuses[-1]
         code = str(status)
-        if status in TRANSIENT_STATUSES or status >= 500:
+        if transient_http_status(status):
             return TransientError(message, code=code)
         if status in {401, 403, 404}:
             # A revoked token or a deleted webhook/channel: our configuration, not the message.

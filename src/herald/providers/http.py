@@ -26,12 +26,11 @@ from herald.domain.errors import (
     PermanentError,
     TransientError,
     UnknownOutcome,
+    transient_http_status,
 )
 from herald.providers.base import ProviderURL
 
 USER_AGENT = f"Herald/{__version__}"
-#: Statuses worth retrying: timeouts, "too early", rate limits and server errors.
-TRANSIENT_STATUSES = frozenset({408, 425, 429})
 MAX_RESPONSE_BYTES = 64 * 1024
 #: Headers of a form-encoded request to an API that answers JSON (Twilio, Vonage).
 FORM_HEADERS: Final = {
@@ -168,7 +167,7 @@ def classify_status(
     detail = response.text()[:300].strip()
     message = f"{what}: HTTP {status}" + (f": {detail}" if detail else "")
     label = code or str(status)
-    if status in TRANSIENT_STATUSES or status >= 500:
+    if transient_http_status(status):
         return TransientError(message, code=label, retry_after=retry_after(response.headers))
     if status in {401, 403}:
         return PermanentError(message, code=label, recipient_fault=False)
