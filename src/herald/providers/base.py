@@ -12,12 +12,15 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar, runtime_checkable
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+import structlog
+
 from herald.domain.channels import Channel
 from herald.domain.errors import ConfigurationError, PermanentError
 from herald.domain.message import Delivery, Receipt
 from herald.domain.network import IPNetwork
 
 C = TypeVar("C")
+_log = structlog.get_logger(__name__)
 
 #: Options every provider URL accepts that the worker reads (circuit breaker, rate limit);
 #: the registry removes them before a provider sees its URL.
@@ -34,6 +37,9 @@ RESILIENCE_OPTIONS = frozenset(
 #: ``concurrency`` (sends in flight at once per process) is read by the worker and left on
 #: the URL: a provider may size its own resources by it (Apprise's threads do).
 CONCURRENCY_OPTION = "concurrency"
+#: Options every provider URL accepts and no provider reads itself: ``name`` (the
+#: registry's) and ``concurrency`` (the worker's).
+_EVERY_PROVIDER = frozenset({"name", CONCURRENCY_OPTION})
 
 
 @runtime_checkable
@@ -126,6 +132,12 @@ class ProviderURL:
         kept = [(k, v) for k, v in pairs if k not in keys]
         raw = urlunsplit(parts._replace(query=urlencode(kept)))
         return replace(self, raw=raw, query={k: v for k, v in self.query.items() if k not in keys})
+
+    def warn_unknown(self, known: frozenset[str]) -> None:
+        """Log each option that is neither in ``known`` nor one every provider accepts: a
+        typo in a setting should show, but not stop Herald."""
+        for key in sorted(self.query.keys() - known - _EVERY_PROVIDER):
+            _log.warning("provider.unknown_option", url=self.redacted, option=key)
 
     def option(self, key: str, default: str | None = None) -> str | None:
         return self.query.get(key, default)

@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-import structlog
 
 from herald.domain.channels import Channel
 from herald.domain.errors import ConfigurationError
@@ -22,13 +21,8 @@ from herald.domain.message import Address
 from herald.providers.base import ProviderURL
 from herald.providers.http import HttpClient, HttpResponse
 
-log = structlog.get_logger(__name__)
-
-#: Options every HTTP email API URL accepts (``name`` is read by the registry,
-#: ``concurrency`` by the worker).
-COMMON_OPTIONS = frozenset(
-    {"from", "base_url", "timeout", "max_connections", "name", "concurrency"}
-)
+#: Options every HTTP email API URL accepts.
+COMMON_OPTIONS = frozenset({"from", "base_url", "timeout", "max_connections"})
 _MAILBOX = re.compile(r"^[^\s<>@,;\"]+@[^\s<>@,;\"]+$")
 # Display names with these need quoting in a "Name <addr>" string (RFC 5322 specials).
 _SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
@@ -69,8 +63,7 @@ class EmailApiSettings:
         timeout = url.number("timeout", 30.0)
         if timeout <= 0:
             raise ConfigurationError(f"{where}: timeout={timeout} must be positive")
-        for key in url.query.keys() - options:
-            log.warning("email_api.unknown_option", url=where, option=key)
+        url.warn_unknown(options)
         return cls(
             api_key=api_key,
             base_url=base_url,

@@ -61,8 +61,6 @@ _OPTIONS: Final = frozenset(
         "ca_file",
         "helo",
         "pipelining",
-        "name",  # every provider URL accepts it; the registry reads it
-        "concurrency",  # every provider URL accepts it; the worker reads it
     }
 )
 _MAILBOX = re.compile(r"^[^\s<>@,;\"]+@[^\s<>@,;\"]+$")
@@ -125,8 +123,7 @@ class SmtpSettings:
         ca_file = url.option("ca_file") or None
         if ca_file is not None and not Path(ca_file).is_file():
             raise ConfigurationError(f"{where}: ca_file={ca_file!r} is not a readable file")
-        for key in url.query.keys() - _OPTIONS:
-            log.warning("smtp.unknown_option", url=where, option=key)
+        url.warn_unknown(_OPTIONS)
         settings = cls(
             host=url.host,
             port=url.port or _DEFAULT_PORTS[tls],

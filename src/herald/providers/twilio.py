@@ -13,8 +13,6 @@ import hmac
 from collections.abc import Iterable
 from urllib.parse import quote_plus, unquote, urlencode, urlsplit
 
-import structlog
-
 from herald.domain.channels import Channel
 from herald.domain.errors import ConfigurationError, DeliveryError
 from herald.domain.message import Delivery, Receipt, Sms
@@ -28,15 +26,12 @@ from herald.providers.http import (
     retry_after,
 )
 
-log = structlog.get_logger(__name__)
-
 DEFAULT_BASE_URL = "https://api.twilio.com"
 #: Where Twilio posts status callbacks, under HERALD_PUBLIC_URL.
 STATUS_CALLBACK_PATH = "/inbound/twilio/status"
 _OPTIONS = frozenset(
-    {"name", "base_url", "messaging_service_sid", "timeout", "max_connections"}
+    {"base_url", "messaging_service_sid", "timeout", "max_connections"}
     | {"unreachable_retries", "status_callback"}
-    | {"concurrency"}  # every provider URL accepts it; the worker reads it
 )
 
 
@@ -95,8 +90,7 @@ class TwilioProvider:
             raise ConfigurationError(f"{where}: give the account SID and auth token")
         # ProviderURL lowercases the host; an alphanumeric sender id keeps its case.
         sender = unquote(urlsplit(url.raw).netloc.rpartition("@")[2])
-        for key in url.query.keys() - _OPTIONS:
-            log.warning("twilio.unknown_option", url=where, option=key)
+        url.warn_unknown(_OPTIONS)
         retries = url.integer("unreachable_retries", 3)
         if retries < 0:
             raise ConfigurationError(f"{where}: unreachable_retries must not be negative")

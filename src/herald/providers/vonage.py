@@ -12,8 +12,6 @@ import hmac
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote, urlencode, urlsplit
 
-import structlog
-
 from herald.domain.channels import Channel
 from herald.domain.errors import ConfigurationError, DeliveryError, TransientError, UnknownOutcome
 from herald.domain.message import Delivery, Receipt, Sms
@@ -27,15 +25,10 @@ from herald.providers.http import (
     client_from_url,
 )
 
-log = structlog.get_logger(__name__)
-
 DEFAULT_BASE_URL = "https://rest.nexmo.com"
 #: Where Vonage posts delivery receipts, under HERALD_PUBLIC_URL.
 STATUS_CALLBACK_PATH = "/inbound/vonage/status"
-_OPTIONS = frozenset(
-    {"name", "base_url", "timeout", "max_connections", "status_callback"}
-    | {"concurrency"}  # every provider URL accepts it; the worker reads it
-)
+_OPTIONS = frozenset({"base_url", "timeout", "max_connections", "status_callback"})
 
 
 class VonageProvider:
@@ -90,8 +83,7 @@ class VonageProvider:
         sender = unquote(urlsplit(url.raw).netloc.rpartition("@")[2])
         if not sender:
             raise ConfigurationError(f"{where}: give a sender: vonage://KEY:SECRET@SENDER")
-        for key in url.query.keys() - _OPTIONS:
-            log.warning("vonage.unknown_option", url=where, option=key)
+        url.warn_unknown(_OPTIONS)
         return cls(
             api_key=url.username,
             api_secret=url.password,
