@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from email.utils import getaddresses
-from typing import Any
+from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 import orjson
@@ -19,7 +19,7 @@ from herald.domain.channels import Channel
 from herald.domain.errors import ConfigurationError
 from herald.domain.message import Address
 from herald.providers.base import ProviderURL
-from herald.providers.http import HttpClient, HttpResponse
+from herald.providers.http import HttpClient, HttpResponse, client_from_url
 
 #: Options every HTTP email API URL accepts.
 COMMON_OPTIONS = frozenset({"from", "base_url", "timeout", "max_connections"})
@@ -74,25 +74,41 @@ class EmailApiSettings:
 
 class EmailApiProvider:
     """What the HTTP email API providers share: settings, one keep-alive client, one
-    endpoint with its auth headers. Subclasses build the request and read the answer."""
+    endpoint with its auth headers, and building from a URL. Subclasses name their API's
+    default base URL and path, build the request and read the answer."""
 
     channel = Channel.EMAIL
+    #: The API's own address (``?base_url=`` overrides it) and its send endpoint.
+    default_base_url: ClassVar[str]
+    path: ClassVar[str]
+    #: Options of this API's URLs beyond the common ones.
+    options: ClassVar[frozenset[str]] = COMMON_OPTIONS
 
     def __init__(
-        self,
-        settings: EmailApiSettings,
-        *,
-        name: str,
-        path: str,
-        auth: dict[str, str],
-        http: HttpClient | None = None,
+        self, settings: EmailApiSettings, *, name: str, http: HttpClient | None = None
     ) -> None:
         self.name = name
         self.settings = settings
-        self._endpoint = f"{settings.base_url}{path}"
+        self._endpoint = f"{settings.base_url}{self.path}"
         #: Every request's headers, built once: JSON both ways, and the auth.
-        self._headers = {"Content-Type": "application/json", "Accept": "application/json", **auth}
+        self._headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            **self.auth_headers(settings.api_key),
+        }
         self._client = http or HttpClient(timeout=settings.timeout)
+
+    @classmethod
+    def from_url(cls, url: ProviderURL, *, name: str) -> Self:
+        """Build from ``scheme://API_KEY@?from=…``; raises ConfigurationError."""
+        settings = EmailApiSettings.from_url(
+            url, default_base_url=cls.default_base_url, options=cls.options
+        )
+        return cls(settings, name=name, http=client_from_url(url))
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        """How the API takes its key: a bearer token, unless the API says otherwise."""
+        return {"Authorization": f"Bearer {api_key}"}
 
     @property
     def sender(self) -> Address:

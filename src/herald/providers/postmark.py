@@ -24,7 +24,6 @@ from herald.providers.http import (
     HttpClient,
     HttpResponse,
     classify_status,
-    client_from_url,
     retry_after,
 )
 
@@ -41,32 +40,30 @@ _NOT_RECIPIENT: Final = frozenset({10, 400, 401, 405, 412, 1235})
 class PostmarkProvider(EmailApiProvider):
     """Delivers email with one ``POST /email`` per message."""
 
+    default_base_url = DEFAULT_BASE_URL
+    path = "/email"
+    options = COMMON_OPTIONS | {"stream"}
+
     def __init__(
         self,
         settings: EmailApiSettings,
         *,
-        name: str = "postmark",
+        name: str,
         stream: str | None = None,
         http: HttpClient | None = None,
     ) -> None:
-        super().__init__(
-            settings,
-            name=name,
-            path="/email",
-            auth={"X-Postmark-Server-Token": settings.api_key},
-            http=http,
-        )
+        super().__init__(settings, name=name, http=http)
         self.stream = stream
 
     @classmethod
     def from_url(cls, url: ProviderURL, *, name: str) -> PostmarkProvider:
         """Build from ``postmark://SERVER_TOKEN@?from=…[&stream=…]``; raises ConfigurationError."""
-        settings = EmailApiSettings.from_url(
-            url, default_base_url=DEFAULT_BASE_URL, options=COMMON_OPTIONS | {"stream"}
-        )
-        return cls(
-            settings, name=name, stream=url.option("stream") or None, http=client_from_url(url)
-        )
+        provider = super().from_url(url, name=name)
+        provider.stream = url.option("stream") or None
+        return provider
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"X-Postmark-Server-Token": api_key}
 
     async def send(self, delivery: Delivery) -> Receipt:
         content = content_of(delivery, Email, self.name)

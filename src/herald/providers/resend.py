@@ -12,18 +12,15 @@ from typing import Any, Final
 
 from herald.domain.errors import DeliveryError, PermanentError, TransientError
 from herald.domain.message import Address, Delivery, Email, Receipt
-from herald.providers.base import ProviderURL, content_of
+from herald.providers.base import content_of
 from herald.providers.email_api import (
     EmailApiProvider,
-    EmailApiSettings,
     mailbox,
     post_json,
 )
 from herald.providers.http import (
-    HttpClient,
     HttpResponse,
     classify_status,
-    client_from_url,
     retry_after,
 )
 
@@ -49,22 +46,8 @@ _TRANSIENT: Final = frozenset(
 class ResendProvider(EmailApiProvider):
     """Delivers email with one ``POST /emails`` per message."""
 
-    def __init__(
-        self, settings: EmailApiSettings, *, name: str = "resend", http: HttpClient | None = None
-    ) -> None:
-        super().__init__(
-            settings,
-            name=name,
-            path="/emails",
-            auth={"Authorization": f"Bearer {settings.api_key}"},
-            http=http,
-        )
-
-    @classmethod
-    def from_url(cls, url: ProviderURL, *, name: str) -> ResendProvider:
-        """Build from ``resend://API_KEY@?from=…``; raises ConfigurationError."""
-        settings = EmailApiSettings.from_url(url, default_base_url=DEFAULT_BASE_URL)
-        return cls(settings, name=name, http=client_from_url(url))
+    default_base_url = DEFAULT_BASE_URL
+    path = "/emails"
 
     async def send(self, delivery: Delivery) -> Receipt:
         content = content_of(delivery, Email, self.name)

@@ -12,18 +12,15 @@ from typing import Any, Final
 
 from herald.domain.errors import DeliveryError, PermanentError, TransientError
 from herald.domain.message import Address, Delivery, Email, Receipt
-from herald.providers.base import ProviderURL, content_of
+from herald.providers.base import content_of
 from herald.providers.email_api import (
     EmailApiProvider,
-    EmailApiSettings,
     post_json,
     unique,
 )
 from herald.providers.http import (
-    HttpClient,
     HttpResponse,
     classify_status,
-    client_from_url,
     retry_after,
 )
 
@@ -36,22 +33,8 @@ NOTIFICATION_ARG: Final = "herald_notification_id"
 class SendGridProvider(EmailApiProvider):
     """Delivers email with one Mail Send request per message."""
 
-    def __init__(
-        self, settings: EmailApiSettings, *, name: str = "sendgrid", http: HttpClient | None = None
-    ) -> None:
-        super().__init__(
-            settings,
-            name=name,
-            path="/v3/mail/send",
-            auth={"Authorization": f"Bearer {settings.api_key}"},
-            http=http,
-        )
-
-    @classmethod
-    def from_url(cls, url: ProviderURL, *, name: str) -> SendGridProvider:
-        """Build from ``sendgrid://API_KEY@?from=…``; raises ConfigurationError."""
-        settings = EmailApiSettings.from_url(url, default_base_url=DEFAULT_BASE_URL)
-        return cls(settings, name=name, http=client_from_url(url))
+    default_base_url = DEFAULT_BASE_URL
+    path = "/v3/mail/send"
 
     async def send(self, delivery: Delivery) -> Receipt:
         content = content_of(delivery, Email, self.name)
